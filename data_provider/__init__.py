@@ -1,0 +1,1 @@
+"""Everything that touches files: record readers, writers and converters."""

@@ -1,0 +1,101 @@
+"""What is known about each record set: DeepMind's seven, or our own.
+
+DeepMind's sets are described by a fixed table (from their data_reader.py).
+Sets that this package writes (synthetic scenes, converted photos) carry a
+`dataset_info.json` beside their `train/` and `test/` folders instead, which
+also records that scenes may have different view counts (the fruit photos
+have 12 or 8).
+"""
+import dataclasses
+import json
+import os
+import re
+
+import tensorflow.compat.v1 as tf
+
+INFO_FILE_NAME = "dataset_info.json"
+SPLITS = ("train", "test")
+# `0001-of-2160.tfrecord`: shard index from 1, zero-padded to len(str(N)).
+SHARD_FILE_PATTERN = re.compile(r"^(\d+)-of-(\d+)\.tfrecord$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Shape facts about one record set.
+
+    `sequence_size` is the largest number of views a scene has; `min_views`
+    the smallest (equal for every DeepMind set).
+    """
+    name: str
+    train_files: int
+    test_files: int
+    frame_size: int
+    sequence_size: int
+    min_views: int = 0
+
+    def __post_init__(self):
+        if self.min_views == 0:
+            object.__setattr__(self, "min_views", self.sequence_size)
+        if not 1 <= self.min_views <= self.sequence_size:
+            raise ValueError(
+                f"dataset {self.name!r}: min_views={self.min_views} must be in "
+                f"[1, sequence_size={self.sequence_size}]")
+
+    def num_files(self, split):
+        return {"train": self.train_files, "test": self.test_files}[split]
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text, source="dataset_info.json"):
+        try:
+            fields = json.loads(text)
+            return cls(**fields)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{source}: not a valid dataset description: {error}")
+
+
+DEEPMIND_DATASETS = {
+    info.name: info for info in [
+        DatasetInfo("jaco", 3600, 400, 64, 11),
+        DatasetInfo("mazes", 1080, 120, 84, 300),
+        DatasetInfo("rooms_free_camera_with_object_rotations", 2034, 226, 128, 10),
+        DatasetInfo("rooms_ring_camera", 2160, 240, 64, 10),
+        DatasetInfo("rooms_free_camera_no_object_rotations", 2160, 240, 64, 10),
+        DatasetInfo("shepard_metzler_5_parts", 900, 100, 64, 15),
+        DatasetInfo("shepard_metzler_7_parts", 900, 100, 64, 15),
+    ]
+}
+
+
+def shard_file_name(index, num_files):
+    """File name of shard `index` (counted from 1) of `num_files`."""
+    if not 1 <= index <= num_files:
+        raise ValueError(f"shard index {index} outside 1..{num_files}")
+    width = len(str(num_files))
+    return f"{index:0{width}d}-of-{num_files}.tfrecord"
+
+
+def info_path(root, name):
+    return os.path.join(root, name, INFO_FILE_NAME)
+
+
+def get_dataset_info(name, root=None):
+    """The description of dataset `name`, from its dataset_info.json if the
+    folder has one, else from DeepMind's table."""
+    if root is not None:
+        path = info_path(root, name)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path, "r") as handle:
+                info = DatasetInfo.from_json(handle.read(), source=path)
+            if info.name != name:
+                raise ValueError(f"{path} describes dataset {info.name!r}, "
+                                 f"not {name!r}")
+            return info
+    if name in DEEPMIND_DATASETS:
+        return DEEPMIND_DATASETS[name]
+    where = f" and there is no {info_path(root, name)}" if root is not None else ""
+    raise ValueError(
+        f"unknown dataset {name!r}{where}; known DeepMind datasets: "
+        f"{', '.join(sorted(DEEPMIND_DATASETS))}")

@@ -1,0 +1,116 @@
+"""Writes scenes in DeepMind's gqn-datasets record layout.
+
+Every generator and converter in this package goes through here, so the one
+reader serves pretraining and fine-tuning. A dataset is assembled in a hidden
+temporary folder beside its destination and renamed into place only when
+complete: an interrupted run leaves nothing half-written.
+"""
+import io
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+from PIL import Image
+
+from data_provider import datasets
+from gqn.poses import RAW_POSE_DIM
+
+
+def encode_jpeg(frame, quality=95):
+    """uint8 (H, W, 3) array -> JPEG bytes (deterministic for equal input)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        raise ValueError(f"a frame must be uint8 (H, W, 3), got {frame.dtype} "
+                         f"{frame.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def serialize_scene(jpeg_frames, raw_cameras):
+    """One scene as a serialized tf.train.Example.
+
+    `frames`: bytes list of the views' JPEGs; `cameras`: float list of
+    len(frames) * 5 values (x, y, z, yaw, pitch), angles in radians.
+    """
+    cameras = np.asarray(raw_cameras, dtype=np.float32)
+    if cameras.shape != (len(jpeg_frames), RAW_POSE_DIM):
+        raise ValueError(f"cameras must have shape ({len(jpeg_frames)}, "
+                         f"{RAW_POSE_DIM}) for {len(jpeg_frames)} frames, got "
+                         f"{cameras.shape}")
+    feature = {
+        "frames": tf.train.Feature(
+            bytes_list=tf.train.BytesList(value=list(jpeg_frames))),
+        "cameras": tf.train.Feature(
+            float_list=tf.train.FloatList(value=cameras.reshape(-1).tolist())),
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString()
+
+
+def split_into_shards(items, num_files):
+    """Contiguous, near-equal runs of `items`, one per shard, none empty."""
+    if not 1 <= num_files <= max(len(items), 1):
+        raise ValueError(f"cannot spread {len(items)} scenes over {num_files} "
+                         "files: each file needs at least one scene")
+    bounds = np.linspace(0, len(items), num_files + 1).round().astype(int)
+    return [items[bounds[i]:bounds[i + 1]] for i in range(num_files)]
+
+
+class DatasetWriter:
+    """Builds `<root>/<name>/{train,test}/i-of-N.tfrecord` + dataset_info.json.
+
+    Use as a context manager; `finish()` moves the finished set into place.
+    Leaving the block without `finish()` (an error) removes everything.
+    """
+
+    def __init__(self, root, name, overwrite=False):
+        self.final_dir = os.path.join(root, name)
+        self.name = name
+        if os.path.exists(self.final_dir) and not overwrite:
+            raise FileExistsError(
+                f"{self.final_dir} already exists; pass overwrite to replace it")
+        os.makedirs(root, exist_ok=True)
+        self.work_dir = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root)
+        self.files_written = {}
+        self._finished = False
+
+    def write_split(self, split, serialized_scenes, num_files):
+        """Writes one split's scenes over `num_files` shard files."""
+        if split not in datasets.SPLITS:
+            raise ValueError(f"split must be one of {datasets.SPLITS}, got {split!r}")
+        split_dir = os.path.join(self.work_dir, split)
+        os.makedirs(split_dir, exist_ok=True)
+        shards = split_into_shards(list(serialized_scenes), num_files)
+        for index, shard in enumerate(shards, start=1):
+            path = os.path.join(split_dir, datasets.shard_file_name(index, num_files))
+            with tf.io.TFRecordWriter(path) as writer:
+                for record in shard:
+                    writer.write(record)
+        self.files_written[split] = num_files
+
+    def finish(self, frame_size, sequence_size, min_views=0):
+        """Writes dataset_info.json and renames the set into place."""
+        info = datasets.DatasetInfo(
+            name=self.name,
+            train_files=self.files_written.get("train", 0),
+            test_files=self.files_written.get("test", 0),
+            frame_size=frame_size, sequence_size=sequence_size,
+            min_views=min_views)
+        with open(os.path.join(self.work_dir, datasets.INFO_FILE_NAME), "w") as handle:
+            handle.write(info.to_json())
+        if os.path.exists(self.final_dir):
+            shutil.rmtree(self.final_dir)
+        os.rename(self.work_dir, self.final_dir)
+        self._finished = True
+        return info
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if not self._finished:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        return False

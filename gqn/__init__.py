@@ -1,0 +1,1 @@
+"""Generative Query Network model: pure functions of (tensors, GQNConfig)."""

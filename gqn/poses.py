@@ -1,0 +1,46 @@
+"""The one camera-pose encoding used everywhere.
+
+Records store a raw 5-vector per view, (x, y, z, yaw, pitch) with angles in
+radians (DeepMind's gqn-datasets layout). The network sees the 7-vector
+(x, y, z, sin yaw, cos yaw, sin pitch, cos pitch). Training, evaluation, the
+predictor and the converters all go through these two functions so the order
+can never drift between them.
+"""
+import numpy as np
+
+RAW_POSE_DIM = 5
+POSE_DIM = 7
+
+
+def encode_poses(raw):
+    """Encodes raw (..., 5) poses as (..., 7) float32 in graph mode."""
+    import tensorflow.compat.v1 as tf
+
+    raw = tf.convert_to_tensor(raw, dtype=tf.float32)
+    position, yaw, pitch = raw[..., :3], raw[..., 3:4], raw[..., 4:5]
+    return tf.concat([position, tf.sin(yaw), tf.cos(yaw),
+                      tf.sin(pitch), tf.cos(pitch)], axis=-1)
+
+
+def encode_poses_np(raw):
+    """NumPy twin of encode_poses, for tools that never build a graph."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.shape[-1] != RAW_POSE_DIM:
+        raise ValueError(
+            f"raw poses must end in {RAW_POSE_DIM} values (x, y, z, yaw, pitch),"
+            f" got shape {raw.shape}")
+    position, yaw, pitch = raw[..., :3], raw[..., 3:4], raw[..., 4:5]
+    return np.concatenate([position, np.sin(yaw), np.cos(yaw),
+                           np.sin(pitch), np.cos(pitch)], axis=-1)
+
+
+def decode_poses_np(encoded):
+    """Inverse of encode_poses_np: (..., 7) -> raw (..., 5), angles in radians."""
+    encoded = np.asarray(encoded, dtype=np.float32)
+    if encoded.shape[-1] != POSE_DIM:
+        raise ValueError(
+            f"encoded poses must end in {POSE_DIM} values, got shape {encoded.shape}")
+    yaw = np.arctan2(encoded[..., 3], encoded[..., 4])
+    pitch = np.arctan2(encoded[..., 5], encoded[..., 6])
+    return np.concatenate([encoded[..., :3], yaw[..., None], pitch[..., None]],
+                          axis=-1).astype(np.float32)
