@@ -1,0 +1,151 @@
+"""GQNConfig: every hyper-parameter of the model and its training, with the
+paper's defaults (Eslami et al. 2018, supplementary material).
+
+A model_dir stores its config as JSON so that resuming, evaluating and
+rendering rebuild exactly the network that was trained.
+"""
+import dataclasses
+import json
+
+import tensorflow.compat.v1 as tf
+
+from gqn.poses import POSE_DIM
+
+CONFIG_FILE_NAME = "gqn_config.json"
+REPRESENTATIONS = ("tower", "pool")
+# 'transposed' is the paper's stride-4 transposed conv; it writes each 4x4
+# block of the canvas from one hidden cell and shows block artefacts.
+# 'subpixel' (3x3 conv + depth-to-space) and 'resize_conv' (bilinear resize,
+# then 3x3 conv) mix neighbouring cells into every output pixel.
+UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
+PRECISIONS = ("float32", "bfloat16")
+# The representation and generator work at 1/4 of the image resolution.
+DOWNSAMPLE_FACTOR = 4
+
+
+@dataclasses.dataclass
+class GQNConfig:
+    """Model and optimisation settings; derived sizes are properties."""
+    # data
+    image_size: int = 64
+    pose_dim: int = POSE_DIM
+    context_size: int = 5
+    # networks
+    representation: str = "tower"
+    representation_channels: int = 256
+    hidden_channels: int = 256
+    canvas_channels: int = 256
+    z_channels: int = 64
+    lstm_kernel_size: int = 5
+    seq_length: int = 12
+    share_core_weights: bool = True
+    upsample: str = "transposed"
+    # optimisation (Adam, lr annealed linearly)
+    batch_size: int = 36
+    learning_rate_start: float = 5e-4
+    learning_rate_end: float = 5e-5
+    learning_rate_anneal_steps: int = 1600000
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    # pixel likelihood standard deviation, annealed linearly
+    sigma_start: float = 2.0
+    sigma_end: float = 0.7
+    sigma_anneal_steps: int = 200000
+    # execution
+    precision: str = "float32"
+    predict_samples: int = 1
+
+    # --- derived sizes -------------------------------------------------
+    @property
+    def latent_size(self):
+        """Spatial size of representation, LSTM states and latents."""
+        return self.image_size // DOWNSAMPLE_FACTOR
+
+    @property
+    def generator_input_channels(self):
+        """Generator core input: query pose, representation, latent z."""
+        return self.pose_dim + self.representation_channels + self.z_channels
+
+    @property
+    def inference_input_channels(self):
+        """Inference core input: downsampled target, query pose,
+        representation, generator hidden state and downsampled canvas."""
+        return (self.target_feature_channels + self.pose_dim
+                + self.representation_channels + 2 * self.hidden_channels)
+
+    @property
+    def target_feature_channels(self):
+        """Channels of the stride-4 features of the target image (its 4x4
+        patches, losslessly: 4 * 4 * 3)."""
+        return DOWNSAMPLE_FACTOR * DOWNSAMPLE_FACTOR * 3
+
+    @property
+    def pixels_per_image(self):
+        return self.image_size * self.image_size * 3
+
+    # --- checks and persistence ---------------------------------------
+    def validate(self):
+        """Raises ValueError naming the first impossible field."""
+        positive = ["image_size", "pose_dim", "context_size",
+                    "representation_channels", "hidden_channels",
+                    "canvas_channels", "z_channels", "lstm_kernel_size",
+                    "seq_length", "batch_size", "learning_rate_anneal_steps",
+                    "sigma_anneal_steps", "predict_samples"]
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GQNConfig.{name} must be a positive integer, "
+                                 f"got {value!r}")
+        if self.image_size % DOWNSAMPLE_FACTOR:
+            raise ValueError(f"GQNConfig.image_size must be divisible by "
+                             f"{DOWNSAMPLE_FACTOR}, got {self.image_size}")
+        if self.pose_dim != POSE_DIM:
+            raise ValueError(f"GQNConfig.pose_dim must be {POSE_DIM} (x, y, z, "
+                             f"sin/cos yaw, sin/cos pitch), got {self.pose_dim}")
+        if self.lstm_kernel_size % 2 == 0:
+            raise ValueError(f"GQNConfig.lstm_kernel_size must be odd, got "
+                             f"{self.lstm_kernel_size}")
+        for name, allowed in [("representation", REPRESENTATIONS),
+                              ("upsample", UPSAMPLERS),
+                              ("precision", PRECISIONS)]:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GQNConfig.{name} must be one of {allowed}, "
+                                 f"got {getattr(self, name)!r}")
+        for name in ["learning_rate_start", "learning_rate_end", "sigma_start",
+                     "sigma_end", "adam_epsilon"]:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GQNConfig.{name} must be > 0, got "
+                                 f"{getattr(self, name)!r}")
+        for name in ["adam_beta1", "adam_beta2"]:
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"GQNConfig.{name} must be in [0, 1), got "
+                                 f"{getattr(self, name)!r}")
+        return self
+
+    def replace(self, **changes):
+        """A validated copy with `changes`; unknown names are refused."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown GQNConfig field(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text):
+        return cls().replace(**json.loads(text))
+
+    def save(self, path):
+        """Writes the config as JSON (gs:// paths work)."""
+        with tf.io.gfile.GFile(path, "w") as handle:
+            handle.write(self.to_json())
+
+    @classmethod
+    def load(cls, path):
+        with tf.io.gfile.GFile(path, "r") as handle:
+            try:
+                return cls.from_json(handle.read())
+            except ValueError as error:
+                raise ValueError(f"{path}: {error}") from None

@@ -1,0 +1,122 @@
+"""The DRAW-style generation loop of GQN.
+
+`draw_step` is the single step function of both unrolls:
+- training (posterior): the inference core sees the target and proposes z
+  from q; the prior p is read from the generator state *before* it consumes z;
+- generation (prior): z is drawn from that same p.
+Because both go through one function, training's prior and generation's
+prior are the same computation of the same state.
+"""
+import collections
+
+import tensorflow.compat.v1 as tf
+
+from gqn import conv_lstm, latent, layers
+from gqn.config import DOWNSAMPLE_FACTOR
+
+DrawState = collections.namedtuple("DrawState",
+                                   ["generator", "inference", "canvas"])
+# prior/posterior: latent.Gaussian (posterior None when generating); z the
+# latent the generator consumed at this step.
+StepOutput = collections.namedtuple("StepOutput", ["prior", "posterior", "z"])
+
+
+def _core_name(core, step, config):
+    return core if config.share_core_weights else f"{core}_{step}"
+
+
+def upsample_to_canvas(hidden, config):
+    """Generator state (B, s, s, C) -> canvas increment (B, 4s, 4s, canvas)."""
+    factor = DOWNSAMPLE_FACTOR
+    if config.upsample == "transposed":
+        return layers.conv2d_transpose(hidden, config.canvas_channels, factor,
+                                       factor, "upsample")
+    if config.upsample == "subpixel":
+        features = layers.conv2d(hidden, config.canvas_channels * factor ** 2, 3,
+                                 "upsample")
+        return tf.nn.depth_to_space(features, factor)
+    size = hidden.shape[1] * factor
+    resized = tf.image.resize_bilinear(hidden, [size, size], half_pixel_centers=True)
+    return layers.conv2d(resized, config.canvas_channels, 3, "upsample")
+
+
+def initial_state(config, batch_size, compute_dtype, with_inference):
+    size, channels = config.latent_size, config.hidden_channels
+    generator = conv_lstm.zero_state(batch_size, size, channels, compute_dtype)
+    inference = (conv_lstm.zero_state(batch_size, size, channels, compute_dtype)
+                 if with_inference else None)
+    canvas = tf.zeros([batch_size, config.image_size, config.image_size,
+                       config.canvas_channels], tf.float32)
+    return DrawState(generator, inference, canvas)
+
+
+def draw_step(config, step, state, conditioning, noise, target_features=None,
+              forced_z=None):
+    """One step of either unroll.
+
+    conditioning: query pose and representation on the latent grid
+      (B, s, s, 7 + R), computed once per unroll.
+    noise: N(0, 1) of shape (B, s, s, z) for this step's sample.
+    target_features: the target's 4x4 patches (B, s, s, 48); given, the step
+      samples z from the posterior (training); absent, from the prior.
+    forced_z: generation only; use this latent instead of sampling (lets a
+      caller replay the latents of a training unroll).
+    """
+    dtype = conditioning.dtype
+    prior = latent.gaussian_head(state.generator.hidden, config.z_channels, "prior")
+    posterior, inference = None, None
+    if target_features is not None:
+        canvas_features = layers.conv2d(
+            tf.cast(state.canvas, dtype), config.hidden_channels,
+            DOWNSAMPLE_FACTOR, "canvas_downsample", strides=DOWNSAMPLE_FACTOR)
+        inference_inputs = tf.concat([target_features, conditioning,
+                                      state.generator.hidden, canvas_features],
+                                     axis=-1)
+        inference = conv_lstm.conv_lstm_step(
+            inference_inputs, state.inference, config.hidden_channels,
+            config.lstm_kernel_size, _core_name("inference_core", step, config))
+        posterior = latent.gaussian_head(inference.hidden, config.z_channels,
+                                         "posterior")
+        z = latent.sample(posterior, noise)
+    elif forced_z is not None:
+        z = forced_z
+    else:
+        z = latent.sample(prior, noise)
+    generator_inputs = tf.concat([conditioning, tf.cast(z, dtype)], axis=-1)
+    generator = conv_lstm.conv_lstm_step(
+        generator_inputs, state.generator, config.hidden_channels,
+        config.lstm_kernel_size, _core_name("generator_core", step, config))
+    canvas = state.canvas + tf.cast(upsample_to_canvas(generator.hidden, config),
+                                    tf.float32)
+    return DrawState(generator, inference, canvas), StepOutput(prior, posterior, z)
+
+
+def unroll(config, conditioning, noises, target=None, forced_latents=None):
+    """Runs the L steps (unrolled in Python: static shapes for XLA/TPU).
+
+    With `target` (B, H, W, 3) it is the training unroll; without it, the
+    generation unroll. Returns the final canvas (float32) and the per-step
+    StepOutputs.
+    """
+    batch_size = conditioning.shape.as_list()[0]
+    target_features = None
+    if target is not None:
+        target_features = tf.cast(tf.space_to_depth(target, DOWNSAMPLE_FACTOR),
+                                  conditioning.dtype)
+    state = initial_state(config, batch_size, conditioning.dtype,
+                          with_inference=target is not None)
+    outputs = []
+    with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
+        for step in range(config.seq_length):
+            forced_z = forced_latents[step] if forced_latents is not None else None
+            state, output = draw_step(config, step, state, conditioning,
+                                      noises[step], target_features, forced_z)
+            outputs.append(output)
+    return state.canvas, outputs
+
+
+def observation_mean(canvas):
+    """Canvas (B, H, W, C) -> mean image in [0, 1] (1x1 conv + sigmoid),
+    computed in float32."""
+    with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
+        return tf.sigmoid(layers.conv2d(canvas, 3, 1, "observation"))

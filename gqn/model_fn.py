@@ -1,0 +1,148 @@
+"""model_fn_builder: the GQN as a TPUEstimator model_fn.
+
+The same model_fn runs with use_tpu=False on CPU/GPU (TPUEstimator turns the
+spec into a plain EstimatorSpec) and on TPU. TPU rules kept here: no v1
+summaries (scalars and images go through host_call), eval metrics through
+eval_metrics, static shapes throughout, CrossShardOptimizer only on TPU.
+"""
+import re
+
+import tensorflow.compat.v1 as tf
+
+from gqn import model, objective, schedules
+
+TRAIN_SCALARS = ("loss", "elbo", "kl", "nll", "bits_per_dim", "mse", "psnr",
+                 "sigma", "learning_rate")
+EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
+                "blockiness")
+NUM_DEBUG_IMAGES = 3
+NOISE_SEED_KEY = "noise_seed"
+
+
+def _per_example_terms(gqn_config, features, labels, global_step):
+    """Reconstruction (posterior) unroll and its ELBO terms, per example."""
+    batch_size = labels.shape.as_list()[0]
+    sigma = schedules.pixel_sigma(gqn_config, global_step)
+    reconstruction = model.reconstruct(
+        gqn_config, features, labels, model.standard_noise(gqn_config, batch_size))
+    terms = objective.elbo_terms(labels, reconstruction.mean_image, sigma,
+                                 model.step_kls(reconstruction))
+    terms["bits_per_dim"] = objective.bits_per_dim(terms["elbo"],
+                                                   gqn_config.pixels_per_image)
+    terms["mse"] = objective.image_metrics(labels, reconstruction.mean_image)["mse"]
+    return terms, sigma, reconstruction
+
+
+def trainable_variables(freeze_regex=None):
+    """Trainable variables, minus those whose name matches `freeze_regex`."""
+    variables = tf.trainable_variables()
+    if freeze_regex:
+        pattern = re.compile(freeze_regex)
+        variables = [v for v in variables if not pattern.search(v.op.name)]
+        if not variables:
+            raise ValueError(f"freeze pattern {freeze_regex!r} matches every "
+                             "trainable variable: nothing would train")
+    return variables
+
+
+def _host_call(model_dir, global_step, scalars, images, every_n_steps):
+    """host_call that writes v2 summaries from the host (TPU-safe); all its
+    tensors get a leading dimension (TPU concatenates them over cores)."""
+    def host_call_fn(global_step, **tensors):
+        step = global_step[0]
+        writer = tf.compat.v2.summary.create_file_writer(model_dir)
+        with writer.as_default(), tf.compat.v2.summary.record_if(
+                tf.equal(step % every_n_steps, 0)):
+            for name in scalars:
+                tf.compat.v2.summary.scalar(name, tf.reduce_mean(tensors[name]),
+                                            step=step)
+            for name in images:
+                tf.compat.v2.summary.image(name, tensors[name], step=step,
+                                           max_outputs=NUM_DEBUG_IMAGES)
+            return tf.summary.all_v2_summary_ops()
+
+    tensors = {"global_step": tf.reshape(global_step, [1])}
+    tensors.update({name: tf.reshape(value, [1]) for name, value in scalars.items()})
+    tensors.update(images)
+    return host_call_fn, tensors
+
+
+def _eval_metric_fn(**per_example):
+    return {name: tf.metrics.mean(value) for name, value in per_example.items()}
+
+
+def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
+                     debug_images=False, freeze_regex=None):
+    """Returns model_fn(features, labels, mode, params, config) for
+    (TPU)Estimator. The config is closed over; the model reads no flags."""
+    gqn_config.validate()
+    tpu = tf.estimator.tpu
+
+    def model_fn(features, labels, mode, params, config):
+        model.check_features(features, gqn_config,
+                             labels if mode != tf.estimator.ModeKeys.PREDICT else None)
+        batch_size = features["query_pose"].shape.as_list()[0]
+        global_step = tf.train.get_or_create_global_step()
+
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            return tpu.TPUEstimatorSpec(mode, predictions=_predictions(
+                gqn_config, features, batch_size))
+
+        terms, sigma, reconstruction = _per_example_terms(
+            gqn_config, features, labels, global_step)
+        loss = tf.reduce_mean(terms["elbo"])
+
+        if mode == tf.estimator.ModeKeys.EVAL:
+            generation = model.generate(
+                gqn_config, features, model.standard_noise(gqn_config, batch_size))
+            generated = generation.mean_image
+            metrics = dict(objective.image_metrics(labels, generated))
+            metrics["blockiness"] = objective.blockiness(generated)
+            for name in ("elbo", "kl", "nll", "bits_per_dim"):
+                metrics[name] = terms[name]
+            return tpu.TPUEstimatorSpec(
+                mode, loss=loss, eval_metrics=(_eval_metric_fn, metrics))
+
+        learning_rate = schedules.learning_rate(gqn_config, global_step)
+        optimizer = tf.train.AdamOptimizer(
+            learning_rate, gqn_config.adam_beta1, gqn_config.adam_beta2,
+            gqn_config.adam_epsilon)
+        if use_tpu:
+            optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+        train_op = optimizer.minimize(loss, global_step,
+                                      var_list=trainable_variables(freeze_regex))
+
+        scalars = {name: tf.reduce_mean(terms[name])
+                   for name in ("elbo", "kl", "nll", "bits_per_dim", "mse")}
+        scalars.update(loss=loss, sigma=sigma, learning_rate=learning_rate,
+                       psnr=tf.reduce_mean(objective.image_metrics(
+                           labels, reconstruction.mean_image)["psnr"]))
+        images = {}
+        if debug_images:
+            shown = slice(0, NUM_DEBUG_IMAGES)
+            generation = model.generate(
+                gqn_config, features, model.standard_noise(gqn_config, batch_size))
+            images = {"target": labels[shown],
+                      "reconstruction": reconstruction.mean_image[shown],
+                      "generation": generation.mean_image[shown]}
+        host_call = _host_call(config.model_dir, global_step, scalars, images,
+                               summary_every_steps)
+        return tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
+                                    host_call=host_call)
+
+    return model_fn
+
+
+def _predictions(gqn_config, features, batch_size):
+    """Generated mean image(s). With a per-example `noise_seed` feature the
+    output is a pure function of inputs and seed."""
+    seeds = features.get(NOISE_SEED_KEY)
+    samples = [
+        model.generate(gqn_config, features,
+                       model.standard_noise(gqn_config, batch_size, seeds, index)
+                       ).mean_image
+        for index in range(gqn_config.predict_samples)]
+    predictions = {"mean_image": samples[0]}
+    if gqn_config.predict_samples > 1:
+        predictions["samples"] = tf.stack(samples, axis=1)
+    return predictions

@@ -1,0 +1,61 @@
+"""The training objective (negative ELBO) and the numbers reported beside it.
+
+Everything here is per example, shape (B,), float32, so the model_fn can
+average for the loss and the eval metrics can report a mean and its spread.
+"""
+import math
+
+import tensorflow.compat.v1 as tf
+
+LOG_2PI = math.log(2.0 * math.pi)
+# Frames are 8-bit values scaled to [0, 1]: a density on [0, 1] relates to a
+# density on [0, 256) by this many bits per dimension.
+BITS_FOR_8BIT_SCALING = 8.0
+
+
+def gaussian_nll(target, mean, sigma):
+    """-log N(target | mean, sigma^2), summed over pixels -> (B,), in nats."""
+    sigma = tf.cast(sigma, tf.float32)
+    squared_error = tf.square(tf.cast(target, tf.float32) - mean)
+    per_value = 0.5 * (LOG_2PI + 2.0 * tf.log(sigma) + squared_error / tf.square(sigma))
+    return tf.reduce_sum(per_value, axis=[1, 2, 3])
+
+
+def elbo_terms(target, mean, sigma, step_kls):
+    """NLL, KL summed over the L steps, and the negative ELBO (B,) in nats."""
+    nll = gaussian_nll(target, mean, sigma)
+    kl = tf.add_n(step_kls)
+    return {"nll": nll, "kl": kl, "elbo": nll + kl}
+
+
+def bits_per_dim(nats, num_dims):
+    """Negative ELBO in nats per image -> bits per 8-bit colour value."""
+    return nats / (num_dims * math.log(2.0)) + BITS_FOR_8BIT_SCALING
+
+
+def image_metrics(target, image):
+    """MSE, PSNR (dB) and SSIM of images in [0, 1], per example."""
+    target = tf.cast(target, tf.float32)
+    image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0)
+    size = min(target.shape.as_list()[1:3])
+    return {
+        "mse": tf.reduce_mean(tf.square(target - image), axis=[1, 2, 3]),
+        "psnr": tf.image.psnr(target, image, max_val=1.0),
+        "ssim": tf.image.ssim(target, image, max_val=1.0,
+                              filter_size=min(11, size)),
+    }
+
+
+def blockiness(images, block=4):
+    """How much stronger colour steps are across block x block tile borders
+    than inside tiles, per example (about 1 for natural images; the paper's
+    stride-4 transposed-conv canvas raises it above 1)."""
+    images = tf.cast(images, tf.float32)
+    dx = tf.reduce_mean(tf.abs(images[:, :, 1:] - images[:, :, :-1]), axis=[1, 3])
+    dy = tf.reduce_mean(tf.abs(images[:, 1:] - images[:, :-1]), axis=[2, 3])
+    steps = tf.concat([dx, dy], axis=1)  # (B, 2 * (size - 1)), index i: i|i+1
+    width = images.shape.as_list()[2]
+    is_border = [(i + 1) % block == 0 for i in range(width - 1)] * 2
+    border = tf.boolean_mask(steps, is_border, axis=1)
+    inside = tf.boolean_mask(steps, [not b for b in is_border], axis=1)
+    return tf.reduce_mean(border, axis=1) / (tf.reduce_mean(inside, axis=1) + 1e-6)
