@@ -56,6 +56,9 @@ class GQNConfig:
     precision: str = "float32"
     predict_samples: int = 1
 
+    def __post_init__(self):
+        self.validate()
+
     # --- derived sizes -------------------------------------------------
     @property
     def latent_size(self):
@@ -128,7 +131,7 @@ class GQNConfig:
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ValueError(f"unknown GQNConfig field(s): {', '.join(unknown)}")
-        return dataclasses.replace(self, **changes).validate()
+        return dataclasses.replace(self, **changes)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -149,3 +152,23 @@ class GQNConfig:
                 return cls.from_json(handle.read())
             except ValueError as error:
                 raise ValueError(f"{path}: {error}") from None
+
+
+# Named sizes used by the benchmark, the demo and --preset: the paper's model
+# and two that fit a laptop.
+PRESETS = {
+    "tiny": dict(image_size=32, seq_length=4, hidden_channels=64,
+                 canvas_channels=64, representation_channels=64,
+                 z_channels=16, batch_size=16),
+    "small": dict(image_size=64, seq_length=8, hidden_channels=128,
+                  canvas_channels=128, representation_channels=128,
+                  z_channels=32, batch_size=8),
+    "paper": {},
+}
+
+
+def preset(name, **overrides):
+    """The named preset with `overrides`, validated."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    return GQNConfig().replace(**{**PRESETS[name], **overrides})

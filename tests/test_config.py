@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from gqn.config import GQNConfig, preset
+
+
+def test_paper_defaults():
+    config = GQNConfig().validate()
+    assert (config.image_size, config.pose_dim, config.context_size) == (64, 7, 5)
+    assert config.representation == "tower"
+    assert (config.hidden_channels, config.canvas_channels, config.z_channels) == (256, 256, 64)
+    assert (config.lstm_kernel_size, config.seq_length, config.batch_size) == (5, 12, 36)
+    assert (config.learning_rate_start, config.learning_rate_end) == (5e-4, 5e-5)
+    assert config.learning_rate_anneal_steps == 1_600_000
+    assert (config.sigma_start, config.sigma_end, config.sigma_anneal_steps) == (2.0, 0.7, 200_000)
+
+
+def test_derived_sizes_follow_fields():
+    config = GQNConfig(image_size=32, hidden_channels=10, z_channels=3,
+                       representation_channels=6)
+    assert config.latent_size == 8
+    assert config.generator_input_channels == 7 + 6 + 3
+    assert config.inference_input_channels == 48 + 7 + 6 + 2 * 10
+    assert config.pixels_per_image == 32 * 32 * 3
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("image_size", 30, "image_size must be divisible by 4, got 30"),
+    ("representation", "deepsets", "representation must be one of"),
+    ("upsample", "nearest", "upsample must be one of"),
+    ("pose_dim", 5, "pose_dim must be 7"),
+    ("seq_length", 0, "seq_length must be a positive integer"),
+    ("lstm_kernel_size", 4, "lstm_kernel_size must be odd"),
+    ("sigma_end", 0.0, "sigma_end must be > 0"),
+    ("precision", "float16", "precision must be one of"),
+])
+def test_validate_names_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        GQNConfig().replace(**{field: value})
+
+
+def test_unknown_field_refused():
+    with pytest.raises(ValueError, match="unknown GQNConfig field.*hiden_channels"):
+        GQNConfig().replace(hiden_channels=3)
+
+
+def test_json_round_trip(tmp_path):
+    config = preset("tiny", representation="pool", upsample="subpixel")
+    path = str(tmp_path / "gqn_config.json")
+    config.save(path)
+    assert GQNConfig.load(path) == config
+    assert json.loads(open(path).read())["representation"] == "pool"
+
+
+def test_load_rejects_bad_json_with_path(tmp_path):
+    path = tmp_path / "gqn_config.json"
+    path.write_text(json.dumps({"image_size": 62}))
+    with pytest.raises(ValueError, match=f"{path}.*image_size"):
+        GQNConfig.load(str(path))
+
+
+def test_presets():
+    assert preset("tiny").image_size == 32 and preset("tiny").seq_length == 4
+    assert preset("small").hidden_channels == 128
+    assert preset("paper") == GQNConfig()
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")

@@ -1,0 +1,189 @@
+"""Shapes, the KL, the schedules and the train/generation consistency of the
+GQN graph, on tiny configs."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from gqn import draw, latent, model, objective, representation, schedules
+from tests.tiny import constant_batch, random_batch, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph():
+    with tf.Graph().as_default():
+        yield
+
+
+def _run(fetches):
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        return session.run(fetches)
+
+
+@pytest.mark.parametrize("kind", ["tower", "pool"])
+@pytest.mark.parametrize("size", [16, 32])
+def test_module_shapes_are_static(kind, size):
+    config = tiny_config(representation=kind, image_size=size)
+    features, labels = constant_batch(config)
+    batch, quarter = config.batch_size, size // 4
+    r = representation.scene_representation(
+        features["context_frames"], features["context_poses"], config)
+    assert r.shape.as_list() == [batch, quarter, quarter, config.representation_channels]
+    code = representation.ENCODERS[kind](
+        features["context_frames"][:, 0], features["context_poses"][:, 0],
+        config.representation_channels)
+    code_size = quarter if kind == "tower" else 1
+    assert code.shape.as_list() == [batch, code_size, code_size,
+                                    config.representation_channels]
+    rendering = model.reconstruct(config, features, labels,
+                                  model.standard_noise(config, batch))
+    assert rendering.mean_image.shape.as_list() == [batch, size, size, 3]
+    assert len(rendering.steps) == config.seq_length
+    for step in rendering.steps:
+        for gaussian in (step.prior, step.posterior):
+            assert gaussian.mean.shape.as_list() == [batch, quarter, quarter,
+                                                     config.z_channels]
+            assert gaussian.stddev.dtype == tf.float32
+    image, kls = _run([rendering.mean_image, model.step_kls(rendering)])
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert all(kl.shape == (batch,) and np.all(kl >= 0) for kl in kls)
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "subpixel", "resize_conv"])
+def test_upsamplers_fill_the_canvas(upsample):
+    config = tiny_config(upsample=upsample)
+    hidden = tf.random.normal([2, 4, 4, config.hidden_channels])
+    canvas = draw.upsample_to_canvas(hidden, config)
+    assert canvas.shape.as_list() == [2, 16, 16, config.canvas_channels]
+
+
+def test_kl_matches_monte_carlo():
+    rng = np.random.RandomState(1)
+    shape = [1, 2, 2, 3]
+    q = latent.Gaussian(tf.constant(rng.randn(*shape), tf.float32),
+                        tf.constant(rng.uniform(0.3, 1.5, shape), tf.float32))
+    p = latent.Gaussian(tf.constant(rng.randn(*shape), tf.float32),
+                        tf.constant(rng.uniform(0.3, 1.5, shape), tf.float32))
+    samples = 200_000
+    z = q.mean + q.stddev * tf.random.normal([samples] + shape[1:], seed=3)
+
+    def log_density(gaussian, values):
+        return tf.reduce_sum(-0.5 * np.log(2 * np.pi) - tf.log(gaussian.stddev)
+                             - 0.5 * tf.square((values - gaussian.mean) / gaussian.stddev),
+                             axis=[1, 2, 3])
+
+    estimate = tf.reduce_mean(log_density(q, z) - log_density(p, z))
+    analytic, monte_carlo = _run([latent.kl_divergence(q, p)[0], estimate])
+    assert analytic > 0.5
+    assert abs(analytic - monte_carlo) < 0.02 * analytic + 0.02
+
+
+def test_gaussian_head_sigma_positive_and_finite_for_extreme_inputs():
+    hidden = tf.constant(np.array([-1e4, 0.0, 1e4], np.float32).reshape(1, 1, 3, 1)
+                         * np.ones([1, 3, 3, 1], np.float32))
+    head = latent.gaussian_head(hidden, 2, "head")
+    stddev, kl = _run([head.stddev, latent.kl_divergence(head, latent.Gaussian(
+        tf.zeros_like(head.mean), tf.ones_like(head.stddev)))])
+    assert np.all(stddev >= latent.MIN_SIGMA) and np.all(np.isfinite(stddev))
+    assert np.all(np.isfinite(kl))
+
+
+@pytest.mark.parametrize("step,lr,sigma", [
+    (0, 5e-4, 2.0),
+    (100_000, None, 1.35),
+    (800_000, 2.75e-4, 0.7),
+    (1_600_000, 5e-5, 0.7),
+    (5_000_000, 5e-5, 0.7),
+])
+def test_schedules(step, lr, sigma):
+    config = tiny_config()
+    got_lr, got_sigma = _run([schedules.learning_rate(config, tf.constant(step, tf.int64)),
+                              schedules.pixel_sigma(config, tf.constant(step, tf.int64))])
+    if lr is not None:
+        assert got_lr == pytest.approx(lr, rel=1e-5)
+    assert got_sigma == pytest.approx(sigma, rel=1e-5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_training_prior_equals_generation_prior_for_same_latents(shared):
+    """Replaying the posterior's latents through the generation unroll gives
+    the training unroll's prior at every step: both read p from the generator
+    state before it consumes z."""
+    config = tiny_config(share_core_weights=shared, seq_length=4)
+    features, labels = constant_batch(config)
+    noises = model.standard_noise(config, config.batch_size)
+    training = model.reconstruct(config, features, labels, noises)
+    replay = model.generate(config, features, noises,
+                            forced_latents=[step.z for step in training.steps])
+    fetches = [[s.prior.mean, s.prior.stddev] for s in training.steps]
+    replayed = [[s.prior.mean, s.prior.stddev] for s in replay.steps]
+    first, second, images = _run([fetches, replayed,
+                                  [training.mean_image, replay.mean_image]])
+    for step_train, step_gen in zip(first, second):
+        np.testing.assert_allclose(step_train[0], step_gen[0], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(step_train[1], step_gen[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(images[0], images[1], rtol=1e-5, atol=1e-6)
+    # and the priors do move with the latents (not a constant)
+    assert not np.allclose(first[0][0], first[-1][0])
+
+
+def test_seeded_noise_is_per_example():
+    config = tiny_config()
+    seeds = tf.constant([7, 8, 7, 9], tf.int64)
+    noise = model.standard_noise(config, 4, seeds)
+    again = model.standard_noise(config, 2, tf.constant([9, 7], tf.int64))
+    first, second = _run([noise, again])
+    np.testing.assert_array_equal(first[0][0], first[0][2])
+    np.testing.assert_array_equal(first[1][3], second[1][0])
+    assert not np.allclose(first[0][0], first[0][1])
+
+
+def test_objective_matches_closed_form():
+    config = tiny_config()
+    _, labels = random_batch(config)
+    mean = np.clip(labels + 0.1, 0, 1)
+    sigma = 0.7
+    nll = _run(objective.gaussian_nll(tf.constant(labels), tf.constant(mean), sigma))
+    expected = np.sum(0.5 * np.log(2 * np.pi * sigma ** 2)
+                      + (labels - mean) ** 2 / (2 * sigma ** 2), axis=(1, 2, 3))
+    np.testing.assert_allclose(nll, expected, rtol=1e-5)
+    bits = _run(objective.bits_per_dim(tf.constant(nll), config.pixels_per_image))
+    np.testing.assert_allclose(bits, expected / (labels[0].size * np.log(2)) + 8, rtol=1e-5)
+
+
+def test_image_metrics_and_blockiness():
+    rng = np.random.RandomState(0)
+    target = rng.rand(2, 16, 16, 3).astype(np.float32)
+    smooth = np.cumsum(np.ones([2, 16, 16, 3], np.float32), axis=2) / 16.0
+    blocky = np.repeat(np.repeat(rng.rand(2, 4, 4, 3), 4, axis=1), 4, axis=2)
+    metrics, block_score = _run([
+        objective.image_metrics(tf.constant(target), tf.constant(target)),
+        objective.blockiness(tf.constant(np.stack([smooth[0], blocky[0]]),
+                                         tf.float32))])
+    assert np.all(metrics["mse"] == 0) and np.all(metrics["ssim"] > 0.999)
+    assert np.all(metrics["psnr"] > 100) or np.all(np.isinf(metrics["psnr"]))
+    assert block_score[0] == pytest.approx(1.0, abs=1e-3)
+    assert block_score[1] > 100
+
+
+@pytest.mark.parametrize("key,shape,message", [
+    ("query_pose", [4, 5], "query_pose must have shape \\[4, 7\\]"),
+    ("context_poses", [4, 3, 6], "context_poses must have shape \\[4, 3, 7\\]"),
+    ("context_frames", [4, 3, 12, 12, 3], "context_frames are 12x12x3"),
+])
+def test_check_features_names_the_bad_tensor(key, shape, message):
+    config = tiny_config()
+    features, labels = constant_batch(config)
+    features[key] = tf.zeros(shape)
+    with pytest.raises(ValueError, match=message):
+        model.check_features(features, config, labels)
+
+
+def test_check_features_rejects_unknown_batch_and_bad_labels():
+    config = tiny_config()
+    features, labels = constant_batch(config)
+    with pytest.raises(ValueError, match="labels .* must have shape"):
+        model.check_features(features, config, tf.zeros([4, 16, 16, 1]))
+    features["context_frames"] = tf.placeholder(tf.float32, [None, 3, 16, 16, 3])
+    with pytest.raises(ValueError, match="static shape"):
+        model.check_features(features, config, labels)
