@@ -1,0 +1,242 @@
+"""input_fn for records in DeepMind's gqn-datasets layout.
+
+One reader serves DeepMind's seven sets (pretraining) and every set this
+package writes (synthetic scenes, converted photos), so whatever trains on one
+trains on the other. Per example it draws `context_size + 1` distinct views of
+the scene, the last being the query/target, and yields
+
+    features = {'context_frames': [B, M, H, W, 3] float32 in [0, 1],
+                'context_poses': [B, M, 7], 'query_pose': [B, 7]}
+    labels = [B, H, W, 3]
+
+with static shapes, as (TPU)Estimator wants. The view draw is stateless and
+keyed by (seed, example position), so it happens per example and an eval pass
+with a seed is repeatable whatever the parallelism.
+"""
+import os
+import random
+
+import tensorflow.compat.v1 as tf
+
+from data_provider import datasets
+from gqn.poses import POSE_DIM, RAW_POSE_DIM, encode_poses
+
+MODES = ("train", "test")
+_JPEG_START = b"\xff\xd8"  # SOI marker
+_JPEG_END = b"\xff\xd9"  # EOI marker: missing from truncated downloads
+
+
+def list_shard_files(root, dataset_name, split):
+    """Sorted paths of the `i-of-N.tfrecord` files present in one split.
+
+    A partial download is fine: whichever shards are there are read. Any
+    other file (.DS_Store, partial downloads named *.tmp) is ignored.
+    """
+    split_dir = os.path.join(root, dataset_name, split)
+    if not tf.io.gfile.isdir(split_dir):
+        raise FileNotFoundError(
+            f"no folder {split_dir}: dataset {dataset_name!r} should have its "
+            f"{split} records in <root>/{dataset_name}/{split}/i-of-N.tfrecord")
+    names = sorted(name for name in tf.io.gfile.listdir(split_dir)
+                   if datasets.SHARD_FILE_PATTERN.match(name))
+    if not names:
+        raise FileNotFoundError(
+            f"no record files named like 001-of-100.tfrecord in {split_dir}")
+    return [os.path.join(split_dir, name) for name in names]
+
+
+def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
+                 seed=None, repeat=None, shuffle_buffer_size=256,
+                 num_parallel_reads=4,
+                 num_parallel_calls=tf.data.experimental.AUTOTUNE,
+                 skip_corrupt=False):
+    """Returns `input_fn(params)` reading `<root>/<dataset_name>/<mode>/`.
+
+    Args:
+      dataset_name: a DeepMind set or one described by its dataset_info.json.
+      root: folder (local or gs://) holding `<dataset_name>/`.
+      mode: 'train' (shuffled, repeated) or 'test' (file order, one pass).
+      context_size: views per example given as context; one more is the target.
+      image_size: side of the returned frames if not the stored frame size.
+      seed: makes view draws (and, with mode 'test', the whole stream)
+        repeatable; None draws a fresh one.
+      repeat: loop forever; defaults to True for 'train', False for 'test'.
+      shuffle_buffer_size: examples shuffled together in 'train' mode.
+      num_parallel_reads: files read at once (1 = sequential reads).
+      num_parallel_calls: examples decoded at once (1 = sequential).
+      skip_corrupt: drop records holding a malformed JPEG (logging the file and
+        a running count) instead of failing on them.
+
+    Raises at build time for an unknown dataset, a missing folder, no record
+    files, or a context that does not fit the scenes. Problems inside a record
+    surface as tf.errors.InvalidArgumentError naming the file.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    info = datasets.get_dataset_info(dataset_name, root)
+    if not 1 <= context_size < info.min_views:
+        raise ValueError(
+            f"context_size={context_size} needs context_size + 1 distinct views,"
+            f" but scenes of {dataset_name!r} may have only {info.min_views}")
+    files = list_shard_files(root, dataset_name, mode)
+    training = mode == "train"
+    repeat = training if repeat is None else repeat
+    seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
+    parser = _ExampleParser(info, context_size, image_size or info.frame_size,
+                            check_jpegs_only=skip_corrupt)
+
+    def input_fn(params):
+        num_hosts, host_index = _host_shard(params.get("context"))
+        filenames = tf.data.Dataset.from_tensor_slices(files)
+        if len(files) >= num_hosts:
+            filenames = filenames.shard(num_hosts, host_index)
+        if training:
+            filenames = filenames.shuffle(len(files), seed=seed)
+        records = filenames.interleave(
+            lambda name: tf.data.TFRecordDataset(name).map(
+                lambda record: (name, record)),
+            cycle_length=num_parallel_reads,
+            num_parallel_calls=num_parallel_reads,
+            deterministic=not training)
+        if len(files) < num_hosts:
+            records = records.shard(num_hosts, host_index)
+        if training:
+            records = records.shuffle(shuffle_buffer_size, seed=seed)
+        if repeat:
+            # After the reads: repeating an empty stream ends instead of hanging.
+            records = records.repeat()
+        # Position -> per-example seed, distinct across hosts.
+        records = records.enumerate().map(
+            lambda position, named: (
+                tf.stack([tf.constant(seed, tf.int64),
+                          position * num_hosts + host_index]), named))
+        if skip_corrupt:
+            records = _drop_corrupt(records.map(
+                parser.check_jpegs, num_parallel_calls=num_parallel_calls,
+                deterministic=not training))
+        examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls,
+                               deterministic=not training)
+        examples = examples.batch(params["batch_size"], drop_remainder=True)
+        return examples.prefetch(tf.data.experimental.AUTOTUNE)
+
+    return input_fn
+
+
+def _host_shard(context):
+    """(number of hosts, this host's index) from TPUEstimator's context."""
+    if context is None or context.num_hosts <= 1:
+        return 1, 0
+    _, host_index = context.current_input_fn_deployment()
+    return context.num_hosts, host_index
+
+
+def _drop_corrupt(checked):
+    """Drops records flagged corrupt, logging each file with a running count."""
+
+    def count(num_skipped, element):
+        is_valid = element[-1]
+        num_skipped += tf.cast(tf.logical_not(is_valid), tf.int64)
+        return num_skipped, element + (num_skipped,)
+
+    def keep(seed_pair, named, is_valid, num_skipped):
+        def warn():
+            with tf.control_dependencies([tf.print(
+                    "skipping a record with a corrupt JPEG in", named[0],
+                    "- records skipped so far:", num_skipped,
+                    output_stream=tf.logging.warning)]):
+                return tf.constant(False)
+        return tf.cond(is_valid, lambda: tf.constant(True), warn)
+
+    counted = checked.apply(
+        tf.data.experimental.scan(tf.constant(0, tf.int64), count))
+    return counted.filter(keep).map(
+        lambda seed_pair, named, is_valid, num_skipped: (seed_pair, named))
+
+
+class _ExampleParser:
+    """Turns one serialized scene into (features, target) for the model."""
+
+    def __init__(self, info, context_size, image_size, check_jpegs_only):
+        self.info = info
+        self.context_size = context_size
+        self.image_size = image_size
+        self.check_jpegs_only = check_jpegs_only
+
+    def _read(self, filename, record):
+        parsed = tf.io.parse_single_example(record, {
+            "frames": tf.io.VarLenFeature(tf.string),
+            "cameras": tf.io.VarLenFeature(tf.float32)})
+        return parsed["frames"].values, parsed["cameras"].values
+
+    def _jpegs_are_whole(self, frames):
+        length = tf.strings.length(frames)
+        starts = tf.equal(tf.strings.substr(frames, 0, 2), _JPEG_START)
+        ends = tf.equal(tf.strings.substr(frames, tf.maximum(length - 2, 0),
+                                          tf.fill(tf.shape(length), 2)),
+                        _JPEG_END)
+        return tf.reduce_all(starts & ends & (length >= 4))
+
+    def check_jpegs(self, seed_pair, named):
+        """Flags a record whose JPEGs are truncated or not JPEGs at all."""
+        frames, _ = self._read(*named)
+        return seed_pair, named, self._jpegs_are_whole(frames)
+
+    def _assert_layout(self, filename, frames, cameras):
+        info = self.info
+        num_views = tf.size(frames)
+        checks = [
+            tf.debugging.Assert(
+                (num_views >= info.min_views) & (num_views <= info.sequence_size),
+                ["record in", filename, "has", num_views, "views; dataset",
+                 info.name, f"scenes have {info.min_views}..{info.sequence_size}"]),
+            tf.debugging.Assert(
+                tf.equal(tf.size(cameras), RAW_POSE_DIM * num_views),
+                ["record in", filename, "has", tf.size(cameras),
+                 f"camera values for", num_views,
+                 f"views; expected {RAW_POSE_DIM} per view"]),
+        ]
+        if not self.check_jpegs_only:
+            checks.append(tf.debugging.Assert(
+                self._jpegs_are_whole(frames),
+                ["record in", filename, "holds a corrupt or truncated JPEG frame"]))
+        return checks
+
+    def _decode(self, filename, jpeg):
+        frame = tf.io.decode_jpeg(jpeg, channels=3)
+        size = self.info.frame_size
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(tf.shape(frame)[:2], [size, size])),
+            ["record in", filename, "has a frame of shape", tf.shape(frame),
+             f"; dataset {self.info.name} frames are {size}x{size}"])
+        with tf.control_dependencies([check]):
+            return tf.reshape(frame, [size, size, 3])
+
+    def _resize(self, frames):
+        size = self.image_size
+        if size == self.info.frame_size:
+            return frames
+        # Area averaging does not alias when shrinking; bilinear when growing.
+        method = (tf.image.ResizeMethod.AREA if size < self.info.frame_size
+                  else tf.image.ResizeMethod.BILINEAR)
+        return tf.clip_by_value(tf.image.resize(frames, [size, size], method), 0., 1.)
+
+    def parse(self, seed_pair, named):
+        filename, record = named
+        frames, cameras = self._read(filename, record)
+        with tf.control_dependencies(self._assert_layout(filename, frames, cameras)):
+            num_views = tf.size(frames)
+        num_drawn = self.context_size + 1
+        # top_k of i.i.d. uniforms: a uniformly random set of distinct views
+        # in uniformly random order.
+        scores = tf.random.stateless_uniform([num_views], seed=seed_pair)
+        views = tf.math.top_k(scores, num_drawn).indices
+        jpegs = tf.gather(frames, views)
+        images = tf.stack([self._decode(filename, jpegs[i])
+                           for i in range(num_drawn)])
+        images = self._resize(tf.image.convert_image_dtype(images, tf.float32))
+        poses = encode_poses(tf.gather(tf.reshape(cameras, [-1, RAW_POSE_DIM]), views))
+        poses = tf.reshape(poses, [num_drawn, POSE_DIM])
+        features = {"context_frames": images[:-1],
+                    "context_poses": poses[:-1],
+                    "query_pose": poses[-1]}
+        return features, images[-1]
