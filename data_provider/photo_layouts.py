@@ -65,7 +65,7 @@ class Plan:
 
 
 def plan_fruit_scenes(photos, order=ORDER_NAME):
-    """Plan for SceneN folders in the fruit layout; `photos` in natural order."""
+    """Plan for SceneN folders in the fruit layout; `photos` in any order."""
     if order not in PHOTO_ORDERS:
         raise InputError(f"photo order must be one of {PHOTO_ORDERS}, got {order!r}")
     folders = collections.defaultdict(list)
