@@ -6,6 +6,7 @@ rendering rebuild exactly the network that was trained.
 """
 import dataclasses
 import json
+import os
 
 import tensorflow.compat.v1 as tf
 
@@ -13,6 +14,13 @@ from gqn.poses import POSE_DIM
 
 CONFIG_FILE_NAME = "gqn_config.json"
 REPRESENTATIONS = ("tower", "pool")
+
+
+def config_path(model_dir):
+    """Where a model_dir keeps its config."""
+    return os.path.join(model_dir, CONFIG_FILE_NAME)
+
+
 # 'transposed' is the paper's stride-4 transposed conv; it writes each 4x4
 # block of the canvas from one hidden cell and shows block artefacts.
 # 'subpixel' (3x3 conv + depth-to-space) and 'resize_conv' (bilinear resize,

@@ -4,6 +4,7 @@ The one TPUEstimator serves CPU, GPU and TPU (use_tpu=False turns its spec
 into a plain EstimatorSpec), so there is one training path to test.
 """
 import multiprocessing
+import threading
 
 import tensorflow.compat.v1 as tf
 
@@ -65,3 +66,35 @@ def make_estimator(gqn_config, run_config, use_tpu=False, eval_batch_size=None,
         eval_batch_size=eval_batch_size or gqn_config.batch_size,
         predict_batch_size=predict_batch_size or gqn_config.batch_size,
         warm_start_from=warm_start_from)
+
+
+class TPUUnavailableError(RuntimeError):
+    """The named Cloud TPU could not be resolved."""
+
+
+def resolve_tpu(tpu, zone=None, project=None, timeout_seconds=60):
+    """TPUClusterResolver for `tpu`, or TPUUnavailableError within
+    `timeout_seconds` (the resolver itself may retry for a long time when
+    there is no metadata server or network)."""
+    result = {}
+
+    def resolve():
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu, zone=zone, project=project)
+            resolver.cluster_spec()
+            result["resolver"] = resolver
+        except Exception as error:  # any failure is reported the same way
+            result["error"] = error
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(timeout_seconds)
+    if "resolver" in result:
+        return result["resolver"]
+    reason = (f"{type(result['error']).__name__}: {result['error']}"
+              if "error" in result else f"no answer within {timeout_seconds} s")
+    raise TPUUnavailableError(
+        f"cannot reach Cloud TPU {tpu!r} (zone {zone}, project {project}): "
+        f"{reason}. Check the name with `gcloud compute tpus list`; the TPU "
+        "extra must be installed (pip install '.[tpu]').")

@@ -17,6 +17,9 @@ EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
                 "blockiness")
 NUM_DEBUG_IMAGES = 3
 NOISE_SEED_KEY = "noise_seed"
+# Training scalars are also named `progress/<name>` so that session hooks
+# outside the model_fn (progress log, NaN guard) can fetch them on CPU/GPU.
+PROGRESS_SCOPE = "progress"
 
 
 def _per_example_terms(gqn_config, features, labels, global_step):
@@ -117,6 +120,9 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
         scalars.update(loss=loss, sigma=sigma, learning_rate=learning_rate,
                        psnr=tf.reduce_mean(objective.image_metrics(
                            labels, reconstruction.mean_image)["psnr"]))
+        with tf.name_scope(PROGRESS_SCOPE + "/"):
+            for name, value in scalars.items():
+                tf.identity(value, name=name)
         images = {}
         if debug_images:
             shown = slice(0, NUM_DEBUG_IMAGES)

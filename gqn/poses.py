@@ -44,3 +44,20 @@ def decode_poses_np(encoded):
     pitch = np.arctan2(encoded[..., 5], encoded[..., 6])
     return np.concatenate([encoded[..., :3], yaw[..., None], pitch[..., None]],
                           axis=-1).astype(np.float32)
+
+
+def ring_around(raw_poses, num_poses):
+    """`num_poses` raw poses on the ring fitted to `raw_poses` (M, 5): same
+    mean distance from the scene centre, height and pitch, and the same
+    heading relative to the ring angle (so cameras that looked inwards keep
+    looking inwards). Used for fly-around renderings."""
+    raw = np.asarray(raw_poses, dtype=np.float64).reshape(-1, RAW_POSE_DIM)
+    angles = np.arctan2(raw[:, 1], raw[:, 0])
+    radius = np.hypot(raw[:, 0], raw[:, 1]).mean()
+    offsets = raw[:, 3] - angles
+    heading = np.arctan2(np.sin(offsets).mean(), np.cos(offsets).mean())
+    start = angles[0]
+    ring = start + np.linspace(0.0, 2 * np.pi, num_poses, endpoint=False)
+    return np.stack([radius * np.cos(ring), radius * np.sin(ring),
+                     np.full(num_poses, raw[:, 2].mean()), ring + heading,
+                     np.full(num_poses, raw[:, 4].mean())], axis=-1).astype(np.float32)

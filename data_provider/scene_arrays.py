@@ -1,0 +1,32 @@
+"""A fixed, seeded set of test scenes as NumPy arrays, for evaluation and
+rendering (which look at whole scenes rather than stream batches)."""
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from data_provider.gqn_tfr_provider import gqn_input_fn
+
+
+def load_scenes(dataset_name, root, context_size, num_scenes, image_size=None,
+                seed=0, mode="test"):
+    """Up to `num_scenes` examples of the reader, in a repeatable order.
+
+    Returns {'context_frames' (N, M, H, W, 3), 'context_poses' (N, M, 7),
+    'query_pose' (N, 7), 'target' (N, H, W, 3)}; N < num_scenes only when
+    the split holds fewer scenes.
+    """
+    input_fn = gqn_input_fn(dataset_name, root, mode, context_size,
+                            image_size=image_size, seed=seed, repeat=False)
+    batches = []
+    with tf.Graph().as_default():
+        features, target = tf.data.make_one_shot_iterator(
+            input_fn({"batch_size": 1})).get_next()
+        with tf.Session() as session:
+            for _ in range(num_scenes):
+                try:
+                    batches.append(session.run(dict(features, target=target)))
+                except tf.errors.OutOfRangeError:
+                    break
+    if not batches:
+        raise ValueError(f"no {mode} scenes in {root}/{dataset_name}")
+    return {key: np.concatenate([batch[key] for batch in batches])
+            for key in batches[0]}

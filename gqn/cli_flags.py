@@ -1,0 +1,121 @@
+"""The command-line flags shared by the entry points, defined in one place,
+and the turning of flags into a GQNConfig.
+
+Only entry points import this module; the model itself never reads flags.
+"""
+from absl import flags
+
+from gqn.config import (PRECISIONS, PRESETS, REPRESENTATIONS,
+                        UPSAMPLERS, GQNConfig, preset)
+
+FLAGS = flags.FLAGS
+
+# flag name -> GQNConfig field, for the flags a user tunes most.
+MODEL_FLAG_FIELDS = {
+    "batch_size": "batch_size",
+    "context_size": "context_size",
+    "img_size": "image_size",
+    "seq_length": "seq_length",
+    "hidden_channels": "hidden_channels",
+    "z_channels": "z_channels",
+    "representation": "representation",
+    "upsample": "upsample",
+    "precision": "precision",
+}
+
+
+class FlagError(ValueError):
+    """A user error in the flags: reported as one line and a non-zero exit."""
+
+
+def define_data_flags():
+    flags.DEFINE_string("data_dir", None,
+                        "Folder (or gs:// path) holding <dataset>/{train,test}/"
+                        "i-of-N.tfrecord.")
+    flags.DEFINE_string("dataset", "rooms_ring_camera",
+                        "A DeepMind gqn-datasets name, or a set written by this "
+                        "package (described by its dataset_info.json).")
+    flags.DEFINE_integer("seed", 0, "Seed of the view draws, the weight "
+                         "initialisation and the sampling noise.")
+
+
+def define_model_flags():
+    """Architecture and optimisation flags; unset flags keep the preset's (or
+    the saved model_dir's) value."""
+    flags.DEFINE_enum("preset", "paper", sorted(PRESETS),
+                      "Starting sizes: 'paper' is Eslami et al. 2018; 'small' "
+                      "and 'tiny' fit a laptop.")
+    flags.DEFINE_integer("batch_size", None, "Global batch size (paper: 36).")
+    flags.DEFINE_integer("context_size", None, "Context views per scene (paper: 5).")
+    flags.DEFINE_integer("img_size", None, "Image side in pixels, divisible by 4 "
+                         "(paper: 64). Records of another size are resized.")
+    flags.DEFINE_integer("seq_length", None, "Generation steps L (paper: 12).")
+    flags.DEFINE_integer("hidden_channels", None, "ConvLSTM channels (paper: 256).")
+    flags.DEFINE_integer("z_channels", None, "Latent channels (paper: 64).")
+    flags.DEFINE_enum("representation", None, list(REPRESENTATIONS),
+                      "Scene encoder (paper Fig. S1).")
+    flags.DEFINE_enum("upsample", None, list(UPSAMPLERS),
+                      "Canvas upsampling: 'transposed' is the paper's (4x4 block "
+                      "artefacts); 'subpixel' and 'resize_conv' avoid them.")
+    flags.DEFINE_enum("precision", None, list(PRECISIONS),
+                      "Compute precision of the networks; losses stay float32.")
+    flags.DEFINE_list("hparams", [], "Any other GQNConfig field as key=value, "
+                      "e.g. 'learning_rate_start=1e-4,sigma_anneal_steps=50000'.")
+
+
+def parse_hparams(items):
+    """['key=value', ...] -> {field: typed value}, typed like GQNConfig's
+    default for that field."""
+    defaults = GQNConfig()
+    parsed = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not hasattr(defaults, key):
+            raise FlagError(f"--hparams entry {item!r} is not key=value with a "
+                            "GQNConfig field as key")
+        kind = type(getattr(defaults, key))
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                value = text.lower() in ("true", "1")
+            elif kind is int:
+                value = int(float(text)) if float(text).is_integer() else int(text)
+            else:
+                value = kind(text)
+        except ValueError:
+            raise FlagError(f"--hparams {key}={text!r}: expected a "
+                            f"{kind.__name__}") from None
+        parsed[key] = value
+    return parsed
+
+
+def config_overrides():
+    """GQNConfig fields the user set on this command line."""
+    overrides = {field: getattr(FLAGS, name)
+                 for name, field in MODEL_FLAG_FIELDS.items()
+                 if FLAGS[name].present and getattr(FLAGS, name) is not None}
+    overrides.update(parse_hparams(FLAGS.hparams))
+    return overrides
+
+
+def resolve_config(saved, overrides, saved_path=None):
+    """The config for this run: a saved config wins and a flag that
+    contradicts it is refused; without one, the preset plus the flags."""
+    try:
+        if saved is None:
+            return preset(FLAGS.preset, **overrides)
+        for field, value in overrides.items():
+            if getattr(saved, field) != value:
+                flag = next((name for name, f in MODEL_FLAG_FIELDS.items()
+                             if f == field), None)
+                given = f"--{flag}={value}" if flag else f"--hparams {field}={value}"
+                raise FlagError(f"{given} contradicts {field}="
+                                f"{getattr(saved, field)!r} saved in {saved_path}; "
+                                "use a new --model_dir to change it")
+        return saved
+    except ValueError as error:
+        if isinstance(error, FlagError):
+            raise
+        raise FlagError(str(error)) from None

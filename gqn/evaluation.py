@@ -1,0 +1,162 @@
+"""Evaluation of trained model_dirs on a fixed set of scenes: the ELBO terms,
+image metrics of generated views, two baselines that need no model, and
+picture grids.
+
+Baselines: 'nearest_context' answers with the context view whose pose is
+closest to the query pose; 'context_mean' with the mean of the context views.
+A model that does not beat them has not learned to render.
+"""
+import json
+import os
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from gqn import images, objective
+from gqn.predictor import Predictor
+
+ELBO_TERMS = ("elbo", "kl", "nll", "bits_per_dim")
+IMAGE_METRICS = ("mse", "psnr", "ssim")
+MAX_GRID_SCENES = 8
+
+
+class ImageMetrics:
+    """objective.image_metrics (TensorFlow's PSNR/SSIM) on NumPy arrays."""
+
+    def __init__(self, image_size):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            shape = [None, image_size, image_size, 3]
+            self.target = tf.placeholder(tf.float32, shape)
+            self.image = tf.placeholder(tf.float32, shape)
+            self.metrics = objective.image_metrics(self.target, self.image)
+        self.session = tf.Session(graph=self.graph)
+
+    def __call__(self, target, image):
+        return self.session.run(self.metrics, {self.target: target, self.image: image})
+
+
+def nearest_context_views(scenes):
+    distances = np.linalg.norm(
+        scenes["context_poses"] - scenes["query_pose"][:, None, :], axis=-1)
+    nearest = np.argmin(distances, axis=1)
+    return scenes["context_frames"][np.arange(len(nearest)), nearest]
+
+
+def summarise(per_example):
+    """{name: values} -> {name: {'mean', 'stderr'}} (stderr 0 for one value)."""
+    summary = {}
+    for name, values in per_example.items():
+        values = np.asarray(values, np.float64)
+        stderr = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+        summary[name] = {"mean": float(values.mean()), "stderr": float(stderr)}
+    return summary
+
+
+def _batches(count, batch_size):
+    return [slice(start, min(start + batch_size, count))
+            for start in range(0, count, batch_size)]
+
+
+def evaluate_model(predictor, scenes, metrics, num_samples, batch_size=8):
+    """Per-example ELBO terms and image metrics of the first sample, plus the
+    samples' per-pixel spread. Scene i always uses noise seed i."""
+    count = len(scenes["target"])
+    seeds = np.arange(count)
+    per_example = {name: [] for name in ELBO_TERMS + IMAGE_METRICS}
+    generated, spread = [], []
+    for part in _batches(count, batch_size):
+        args = (scenes["context_frames"][part], scenes["context_poses"][part],
+                scenes["query_pose"][part])
+        samples = predictor.render(*args, seeds[part], num_samples=num_samples)
+        terms = predictor.score(*args, scenes["target"][part], seeds[part])
+        quality = metrics(scenes["target"][part], samples[:, 0])
+        for name in ELBO_TERMS:
+            per_example[name].extend(terms[name])
+        for name in IMAGE_METRICS:
+            per_example[name].extend(quality[name])
+        generated.append(samples[:, 0])
+        spread.append(samples.std(axis=1).mean(axis=-1))
+    return per_example, np.concatenate(generated), np.concatenate(spread)
+
+
+def evaluate_baselines(scenes, metrics):
+    answers = {"nearest_context": nearest_context_views(scenes),
+               "context_mean": scenes["context_frames"].mean(axis=1)}
+    return {name: metrics(scenes["target"], answer) for name, answer in answers.items()}
+
+
+def scene_grid(scenes, renderings, scale):
+    """Rows: context views | target | per model: generated, spread."""
+    views = scenes["context_frames"].shape[1]
+    labels = [f"ctx {i + 1}" for i in range(views)] + ["target"]
+    rows = []
+    shown = min(len(scenes["target"]), MAX_GRID_SCENES)
+    spread_max = max(float(spread[:shown].max()) for _, _, spread in renderings)
+    for label, _, _ in renderings:
+        labels += [f"{label}", "spread"]
+    for index in range(shown):
+        row = list(scenes["context_frames"][index]) + [scenes["target"][index]]
+        for _, generated, spread in renderings:
+            row += [generated[index], images.heatmap(spread[index], spread_max)]
+        rows.append(row)
+    return images.grid(rows, column_labels=labels, scale=scale)
+
+
+def write_json(data, path):
+    """Atomic JSON write."""
+    temporary = path + ".partial"
+    with open(temporary, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def format_table(results):
+    """results: {row label: summary} -> aligned text table of means."""
+    columns = ELBO_TERMS + IMAGE_METRICS
+    lines = [f"{'':<24}" + "".join(f"{name:>14}" for name in columns)]
+    for label, summary in results.items():
+        cells = "".join(
+            f"{summary[name]['mean']:>9.4g}±{summary[name]['stderr']:<4.2g}"
+            if name in summary else f"{'-':>14}" for name in columns)
+        lines.append(f"{label:<24}{cells}")
+    return "\n".join(lines)
+
+
+def run_evaluation(model_dirs, scenes, output_dir, num_samples=4, labels=None):
+    """Evaluates each model_dir on `scenes`, writes metrics.json and
+    grid.png to output_dir and returns (metrics dict, table text).
+
+    metrics.json: {"model": summary of the first model_dir, "baselines":
+    {"nearest_context": ..., "context_mean": ...}, "compare_model": summary
+    of the second model_dir if given, "num_scenes": N}.
+    """
+    labels = labels or [os.path.basename(os.path.normpath(d)) for d in model_dirs]
+    os.makedirs(output_dir, exist_ok=True)
+    image_size = scenes["target"].shape[1]
+    metrics = ImageMetrics(image_size)
+    summaries, renderings = {}, []
+    for label, model_dir in zip(labels, model_dirs):
+        predictor = Predictor(model_dir)
+        if predictor.config.image_size != image_size:
+            raise ValueError(f"{model_dir} renders {predictor.config.image_size}px "
+                             f"images but the scenes are {image_size}px")
+        per_example, generated, spread = evaluate_model(
+            predictor, scenes, metrics, num_samples)
+        predictor.close()
+        summaries[label] = summarise(per_example)
+        renderings.append((label, generated, spread))
+    baselines = {name: summarise(values)
+                 for name, values in evaluate_baselines(scenes, metrics).items()}
+    result = {"model": summaries[labels[0]], "baselines": baselines,
+              "num_scenes": int(len(scenes["target"])),
+              "model_dirs": dict(zip(labels, model_dirs))}
+    if len(labels) > 1:
+        result["compare_model"] = summaries[labels[1]]
+    write_json(result, os.path.join(output_dir, "metrics.json"))
+    scale = max(1, 96 // image_size)
+    images.save_png(scene_grid(scenes, renderings, scale),
+                    os.path.join(output_dir, "grid.png"))
+    table = format_table({**summaries, **{f"baseline: {k}": v for k, v in baselines.items()}})
+    return result, table

@@ -1,0 +1,120 @@
+"""Training runs as the command line drives them: alternate training and
+evaluation up to max_steps, log progress, stop on a NaN loss, export.
+
+The loop only talks to the estimator built in gqn.estimator and the reader
+from data_provider; it holds no model code.
+"""
+import time
+
+import tensorflow.compat.v1 as tf
+
+from gqn.checkpoints import global_step_of
+from gqn.model_fn import NOISE_SEED_KEY, PROGRESS_SCOPE
+
+PROGRESS_TERMS = ("loss", "elbo", "kl", "nll", "mse", "sigma", "learning_rate")
+
+
+class ProgressHook(tf.train.SessionRunHook):
+    """Logs step, loss terms, examples/s and the time left to max_steps."""
+
+    def __init__(self, batch_size, max_steps, every_n_steps, log=tf.logging.info):
+        self.batch_size = batch_size
+        self.max_steps = max_steps
+        self.every_n_steps = every_n_steps
+        self.log = log
+
+    def begin(self):
+        graph = tf.get_default_graph()
+        self.tensors = {name: graph.get_tensor_by_name(f"{PROGRESS_SCOPE}/{name}:0")
+                        for name in PROGRESS_TERMS}
+        self.tensors["step"] = tf.train.get_global_step()
+        self.last = None
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self.tensors)
+
+    def after_run(self, run_context, run_values):
+        values = run_values.results
+        step, now = int(values["step"]) + 1, time.time()
+        if self.last is None:
+            self.last = (step, now)
+            return
+        if step % self.every_n_steps and step != self.max_steps:
+            return
+        last_step, last_time = self.last
+        steps_per_second = (step - last_step) / max(now - last_time, 1e-9)
+        self.last = (step, now)
+        remaining = (self.max_steps - step) / max(steps_per_second, 1e-9)
+        terms = "  ".join(f"{name} {values[name]:.4g}" for name in PROGRESS_TERMS)
+        self.log(f"step {step}/{self.max_steps}  {terms}  "
+                 f"{steps_per_second * self.batch_size:.1f} examples/s  "
+                 f"ETA {format_duration(remaining)}")
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def nan_guard():
+    """Stops training at the first NaN/Inf loss, before the bad step's
+    weights can be checkpointed."""
+    class _LazyNanHook(tf.train.NanTensorHook):
+        def __init__(self):
+            super().__init__(loss_tensor=None, fail_on_nan_loss=True)
+
+        def begin(self):
+            self._loss_tensor = tf.get_default_graph().get_tensor_by_name(
+                f"{PROGRESS_SCOPE}/loss:0")
+    return _LazyNanHook()
+
+
+def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
+                       eval_every=0, eval_steps=None, progress_every=100,
+                       batch_size=None, use_tpu=False, log=tf.logging.info):
+    """Trains `estimator` up to `max_steps`, evaluating every `eval_every`
+    steps (0: only at the end, if an eval_input_fn is given). Resumes from the
+    model_dir's last checkpoint. Returns the last eval metrics (or None)."""
+    step = global_step_of(estimator.model_dir)
+    if step >= max_steps:
+        log(f"{estimator.model_dir} is already at step {step} >= max_steps "
+            f"{max_steps}; nothing to train")
+    hooks = [] if use_tpu else [ProgressHook(batch_size, max_steps, progress_every),
+                                nan_guard()]
+    metrics = None
+    while step < max_steps:
+        step = min(max_steps, step + eval_every) if eval_every else max_steps
+        estimator.train(train_input_fn, max_steps=step, hooks=hooks)
+        step = global_step_of(estimator.model_dir)
+        if eval_input_fn is not None and (eval_every or step >= max_steps):
+            metrics = estimator.evaluate(eval_input_fn, steps=eval_steps)
+            log("eval at step %d: %s" % (step, "  ".join(
+                f"{k} {v:.4g}" for k, v in sorted(metrics.items())
+                if k != "global_step")))
+    return metrics
+
+
+def serving_input_receiver_fn(config, batch_size):
+    """Placeholders of the SavedModel signature: context frames and poses,
+    query pose and a per-example noise seed (same seed, same image)."""
+    def receiver_fn():
+        size, views, pose = config.image_size, config.context_size, config.pose_dim
+        inputs = {
+            "context_frames": tf.placeholder(tf.float32, [batch_size, views, size, size, 3],
+                                             name="context_frames"),
+            "context_poses": tf.placeholder(tf.float32, [batch_size, views, pose],
+                                            name="context_poses"),
+            "query_pose": tf.placeholder(tf.float32, [batch_size, pose], name="query_pose"),
+            NOISE_SEED_KEY: tf.placeholder(tf.int64, [batch_size], name=NOISE_SEED_KEY),
+        }
+        return tf.estimator.export.ServingInputReceiver(inputs, inputs)
+    return receiver_fn
+
+
+def export_saved_model(estimator, export_dir, config, batch_size=1):
+    """Writes a SavedModel (timestamped folder under `export_dir`) and
+    returns its path."""
+    path = estimator.export_saved_model(export_dir,
+                                        serving_input_receiver_fn(config, batch_size))
+    return path.decode() if isinstance(path, bytes) else path

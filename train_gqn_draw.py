@@ -1,0 +1,158 @@
+"""Train, resume or fine-tune a GQN; optionally export it as a SavedModel.
+
+    python3 train_gqn_draw.py --data_dir D --dataset rooms_ring_camera --model_dir M --debug
+    python3 train_gqn_draw.py --data_dir D --dataset fruit_stills --model_dir F \\
+        --warm_start_from M --max_steps 20000
+    python3 train_gqn_draw.py --model_dir M --export_dir E       # export only
+
+A model_dir remembers its config (gqn_config.json) and resumes from its last
+checkpoint. Flags left unset come from the saved config, else from the
+warm-start source's config, else from --preset.
+"""
+import sys
+
+import tensorflow.compat.v1 as tf
+from absl import app, flags, logging
+
+from data_provider.gqn_tfr_provider import gqn_input_fn
+from gqn import cli_flags, estimator, training
+from gqn.checkpoints import check_warm_start, resolve_checkpoint
+from gqn.config import GQNConfig, config_path
+
+FLAGS = flags.FLAGS
+cli_flags.define_data_flags()
+cli_flags.define_model_flags()
+flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the "
+                    "config go (local or gs://).")
+flags.DEFINE_integer("max_steps", 2_000_000, "Train until this global step.")
+flags.DEFINE_integer("train_epochs", None, "Alternative to --max_steps: passes "
+                     "over the training scenes (counted from the records).")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
+flags.DEFINE_integer("summary_every_steps", 100, "TensorBoard scalar interval.")
+flags.DEFINE_integer("log_every_steps", 100, "Progress log interval.")
+flags.DEFINE_integer("eval_every", 0, "Evaluate on the test split every this "
+                     "many steps (0: once, at the end).")
+flags.DEFINE_integer("eval_steps", 10, "Batches per evaluation.")
+flags.DEFINE_boolean("skip_eval", False, "Do not evaluate (e.g. no test split).")
+flags.DEFINE_boolean("debug", False, "Also write target / reconstruction / "
+                     "generation image summaries.")
+flags.DEFINE_string("warm_start_from", None, "Fine-tune: initialise from this "
+                    "checkpoint or model_dir (schedules restart at step 0).")
+flags.DEFINE_string("warm_start_vars", estimator.MODEL_VARIABLES_REGEX,
+                    "Regex of the variables to warm-start (default: all model "
+                    "weights, not optimizer slots or the global step).")
+flags.DEFINE_string("freeze", None, "Regex of variables NOT to train, e.g. "
+                    "'^gqn/representation/'.")
+flags.DEFINE_string("export_dir", None, "Write a SavedModel here after training "
+                    "(or, with no --data_dir, from the trained model_dir alone).")
+flags.DEFINE_integer("export_batch_size", 1, "Batch size of the SavedModel signature.")
+flags.DEFINE_boolean("use_tpu", False, "Train on a Cloud TPU.")
+flags.DEFINE_string("tpu", None, "Cloud TPU name or grpc:// address.")
+flags.DEFINE_string("tpu_zone", None, "Cloud TPU zone.")
+flags.DEFINE_string("gcp_project", None, "Cloud project of the TPU.")
+flags.DEFINE_integer("iterations_per_loop", 100, "TPU steps per host round trip.")
+flags.DEFINE_integer("num_shards", None, "TPU cores (default: all).")
+flags.mark_flag_as_required("model_dir")
+
+
+def _config_for_run():
+    """Saved config (resume) > warm-start source's config > preset."""
+    overrides = cli_flags.config_overrides()
+    saved_path = config_path(FLAGS.model_dir)
+    if tf.io.gfile.exists(saved_path):
+        return cli_flags.resolve_config(GQNConfig.load(saved_path), overrides,
+                                        saved_path), True
+    source = FLAGS.warm_start_from
+    if source and tf.io.gfile.isdir(source):
+        source_path = config_path(source)
+        if tf.io.gfile.exists(source_path):
+            base = GQNConfig.load(source_path)
+            try:
+                return base.replace(**overrides), False
+            except ValueError as error:
+                raise cli_flags.FlagError(str(error)) from None
+    return cli_flags.resolve_config(None, overrides), False
+
+
+def _max_steps(config):
+    if FLAGS.train_epochs is None:
+        return FLAGS.max_steps
+    from data_provider.gqn_tfr_provider import count_scenes
+    scenes = count_scenes(FLAGS.data_dir, FLAGS.dataset, "train")
+    return max(1, FLAGS.train_epochs * scenes // config.batch_size)
+
+
+def main(_):
+    tf.logging.set_verbosity(tf.logging.INFO)
+    config, resumed = _config_for_run()
+    if FLAGS.data_dir is None and not (FLAGS.export_dir and resumed):
+        raise cli_flags.FlagError("--data_dir is required to train (only "
+                                  "--export_dir on a trained --model_dir works without it)")
+    warm_start = None
+    if FLAGS.warm_start_from and not resumed:
+        checkpoint = resolve_checkpoint(FLAGS.warm_start_from)
+        names = check_warm_start(checkpoint, config, FLAGS.warm_start_vars)
+        logging.info("warm start: %d weights from %s", len(names), checkpoint)
+        warm_start = estimator.warm_start_settings(checkpoint, FLAGS.warm_start_vars)
+
+    train_input = eval_input = None
+    if FLAGS.data_dir is not None:  # reader errors before anything is written
+        def reader(mode):
+            return gqn_input_fn(FLAGS.dataset, FLAGS.data_dir, mode,
+                                config.context_size, image_size=config.image_size,
+                                seed=FLAGS.seed)
+        train_input = reader("train")
+        eval_input = None if FLAGS.skip_eval else reader("test")
+    tf.io.gfile.makedirs(FLAGS.model_dir)
+    config.save(config_path(FLAGS.model_dir))
+    logging.info("config (%s):\n%s", config_path(FLAGS.model_dir),
+                 config.to_json())
+
+    resolver = (estimator.resolve_tpu(FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
+                if FLAGS.use_tpu else None)
+    run_config = estimator.make_run_config(
+        FLAGS.model_dir, use_tpu=FLAGS.use_tpu, tpu_cluster_resolver=resolver,
+        iterations_per_loop=FLAGS.iterations_per_loop, num_shards=FLAGS.num_shards,
+        save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+        log_step_count_steps=FLAGS.log_every_steps, seed=FLAGS.seed)
+    gqn_estimator = estimator.make_estimator(
+        config, run_config, use_tpu=FLAGS.use_tpu, warm_start_from=warm_start,
+        summary_every_steps=FLAGS.summary_every_steps, debug_images=FLAGS.debug,
+        freeze_regex=FLAGS.freeze)
+
+    if FLAGS.data_dir is not None:
+        training.train_and_evaluate(
+            gqn_estimator, train_input, _max_steps(config), eval_input_fn=eval_input,
+            eval_every=FLAGS.eval_every, eval_steps=FLAGS.eval_steps,
+            progress_every=FLAGS.log_every_steps, batch_size=config.batch_size,
+            use_tpu=FLAGS.use_tpu)
+    if FLAGS.export_dir:
+        path = training.export_saved_model(gqn_estimator, FLAGS.export_dir, config,
+                                           FLAGS.export_batch_size)
+        logging.info("SavedModel written to %s", path)
+        print(f"SavedModel: {path}")
+
+
+def run():
+    """Console-script entry point: user errors are one line and exit 1."""
+    def guarded_main(argv):
+        try:
+            main(argv)
+        except (ValueError, FileNotFoundError, FileExistsError,
+                estimator.TPUUnavailableError) as error:  # user errors
+
+            print(f"train_gqn_draw: error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except tf.train.NanLossDuringTrainingError:
+            print(f"train_gqn_draw: error: the loss became NaN or Inf; training "
+                  f"stopped and the last good checkpoint in {FLAGS.model_dir} is "
+                  f"kept. Try a lower learning rate (--hparams "
+                  f"learning_rate_start=...) or check the data.", file=sys.stderr)
+            sys.exit(1)
+    app.run(guarded_main)
+
+
+if __name__ == "__main__":
+    run()
