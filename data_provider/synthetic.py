@@ -1,0 +1,507 @@
+"""Procedural posed scenes written in DeepMind's gqn-datasets record layout.
+
+DeepMind's sets are terabytes; these scenes let the reader, training and demo
+run on real records anywhere, in seconds. Two presets:
+
+- `rooms`, in the spirit of rooms_ring_camera: a square room with coloured
+  walls and floor, 1-3 spheres, boxes or cylinders, a point light with Lambert
+  shading and shadows, cameras on a ring looking inwards (random yaw, small
+  random pitch).
+- `still_life`, mimicking the fruit photos: fruit-like shapes on a table-top in
+  a corner between two walls, shot from the fixed 12- and 8-view pose tables
+  (the first 129/235 of each split's scenes use 12 views, like the real set).
+  It can also write a zip of `SceneN/` phone-sized photos, the input of the
+  photo converter.
+
+World frame: z up; a camera at (x, y, z) with yaw about z from +x and pitch up
+from the horizon, the same raw pose the records store. Rendering is a numpy ray
+caster over every pixel of every view of a scene at once. Every scene draws
+from its own generator keyed by (seed, split, index): the output depends only
+on the seed and the scene's place, not on how many scenes are made.
+"""
+import argparse
+import colorsys
+import functools
+import math
+import multiprocessing
+import os
+import zipfile
+
+import numpy as np
+
+from data_provider import record_writer
+from data_provider.fruit_poses import FRUIT_LAYOUTS
+
+PRESETS = ("rooms", "still_life")
+_EPS = 1e-4
+_TWELVE_VIEW_FRACTION = 129 / 235  # scenes 1-129 of the 235 fruit scenes
+
+
+def _rotate_z(vectors, angle):
+    """Rotates (..., 3) vectors by `angle` radians about the z axis."""
+    c, s = math.cos(angle), math.sin(angle)
+    x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
+    return np.stack([c * x - s * y, s * x + c * y, z], axis=-1)
+
+
+def _dot(a, b):
+    return np.einsum("...i,...i->...", a, b)
+
+
+# Primitives. Each answers two questions for a batch of rays or points:
+# `distance(origins, dirs)` (inf where missed; dirs unit length) and
+# `surface(points)` -> (unit normals, albedo).
+
+class Ellipsoid:
+    """Spheres and fruit: an ellipsoid with `radii` along its axes, turned by
+    `yaw` about z."""
+
+    def __init__(self, center, radii, color, yaw=0.0):
+        self.center = np.asarray(center, np.float32)
+        self.radii = np.asarray(radii, np.float32)
+        self.color = np.asarray(color, np.float32)
+        self.yaw = yaw
+
+    def distance(self, origins, dirs):
+        o = _rotate_z(origins - self.center, -self.yaw) / self.radii
+        d = _rotate_z(dirs, -self.yaw) / self.radii
+        a, b, c = _dot(d, d), _dot(o, d), _dot(o, o) - 1
+        disc = b * b - a * c
+        t = (-b - np.sqrt(np.maximum(disc, 0))) / a
+        return np.where((disc > 0) & (t > _EPS), t, np.inf)
+
+    def surface(self, points):
+        local = _rotate_z(points - self.center, -self.yaw) / self.radii ** 2
+        normals = _rotate_z(local, self.yaw)
+        return normals / np.linalg.norm(normals, axis=-1, keepdims=True), self.color
+
+
+class Box:
+    """A box with half-extents `half`, turned by `yaw` about z."""
+
+    def __init__(self, center, half, color, yaw=0.0):
+        self.center = np.asarray(center, np.float32)
+        self.half = np.asarray(half, np.float32)
+        self.color = np.asarray(color, np.float32)
+        self.yaw = yaw
+
+    def distance(self, origins, dirs):
+        o = _rotate_z(origins - self.center, -self.yaw)
+        d = _rotate_z(dirs, -self.yaw)
+        d = np.where(np.abs(d) < 1e-9, 1e-9, d)
+        near, far = (-self.half - o) / d, (self.half - o) / d
+        t_in = np.minimum(near, far).max(axis=-1)
+        t_out = np.maximum(near, far).min(axis=-1)
+        return np.where((t_out >= t_in) & (t_in > _EPS), t_in, np.inf)
+
+    def surface(self, points):
+        local = _rotate_z(points - self.center, -self.yaw) / self.half
+        axis = np.abs(local).argmax(axis=-1)
+        normals = np.zeros_like(local)
+        rows = np.arange(len(local))
+        normals[rows, axis] = np.sign(local[rows, axis])
+        return _rotate_z(normals, self.yaw), self.color
+
+
+class Cylinder:
+    """An upright cylinder standing on z = `base`."""
+
+    def __init__(self, center_xy, base, radius, height, color):
+        self.center = np.asarray([*center_xy, 0.0], np.float32)
+        self.base, self.top = base, base + height
+        self.radius = radius
+        self.color = np.asarray(color, np.float32)
+
+    def distance(self, origins, dirs):
+        o = origins - self.center
+        a = dirs[..., 0] ** 2 + dirs[..., 1] ** 2
+        b = o[..., 0] * dirs[..., 0] + o[..., 1] * dirs[..., 1]
+        c = o[..., 0] ** 2 + o[..., 1] ** 2 - self.radius ** 2
+        disc = b * b - a * c
+        t_side = (-b - np.sqrt(np.maximum(disc, 0))) / np.maximum(a, 1e-12)
+        z_side = o[..., 2] + t_side * dirs[..., 2]
+        side = (disc > 0) & (t_side > _EPS) & (z_side >= self.base) & (z_side <= self.top)
+        dz = np.where(np.abs(dirs[..., 2]) < 1e-9, 1e-9, dirs[..., 2])
+        t_cap = (self.top - o[..., 2]) / dz
+        cap_x = o[..., 0] + t_cap * dirs[..., 0]
+        cap_y = o[..., 1] + t_cap * dirs[..., 1]
+        cap = (t_cap > _EPS) & (cap_x ** 2 + cap_y ** 2 <= self.radius ** 2)
+        return np.minimum(np.where(side, t_side, np.inf), np.where(cap, t_cap, np.inf))
+
+    def surface(self, points):
+        radial = points - self.center
+        radial[..., 2] = 0
+        radial /= np.maximum(np.linalg.norm(radial, axis=-1, keepdims=True), 1e-9)
+        on_cap = (points[..., 2] > self.top - 1e-3)[..., None]
+        return np.where(on_cap, np.float32([0, 0, 1]), radial), self.color
+
+
+class Room:
+    """The inside of an axis-aligned box; `face_colors` (6, 3) are ordered
+    -x, +x, -y, +y, floor, ceiling."""
+
+    def __init__(self, low, high, face_colors):
+        self.low = np.asarray(low, np.float32)
+        self.high = np.asarray(high, np.float32)
+        self.face_colors = np.asarray(face_colors, np.float32)
+
+    def distance(self, origins, dirs):
+        bound = np.where(dirs > 0, self.high, self.low)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (bound - origins) / dirs
+        return np.where(np.isfinite(t) & (t > 0), t, np.inf).min(axis=-1)
+
+    def surface(self, points):
+        gaps = np.abs(np.concatenate([points - self.low, points - self.high], -1))
+        # columns: -x, -y, -z walls then +x, +y, +z walls
+        face = gaps.argmin(axis=-1)
+        axis, is_high = face % 3, face // 3
+        normals = np.zeros_like(points)
+        normals[np.arange(len(points)), axis] = np.where(is_high, -1.0, 1.0)
+        return normals, self.face_colors[2 * axis + is_high]
+
+
+class Scene:
+    """What a renderer needs: primitives, a point light, ambient level and
+    the camera's vertical field of view (radians)."""
+
+    def __init__(self, room, objects, light, ambient, fov_y):
+        self.room = room
+        self.objects = objects
+        self.light = np.asarray(light, np.float32)
+        self.ambient = ambient
+        self.fov_y = fov_y
+
+
+def camera_rays(raw_poses, width, height, fov_y):
+    """Unit ray directions (V, H, W, 3) through pixel centres of each pose."""
+    raw_poses = np.asarray(raw_poses, np.float32)
+    yaw, pitch = raw_poses[:, 3], raw_poses[:, 4]
+    forward = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw),
+                        np.sin(pitch)], -1)
+    right = np.stack([np.sin(yaw), -np.cos(yaw), np.zeros_like(yaw)], -1)
+    up = np.cross(right, forward)
+    half_h = math.tan(fov_y / 2)
+    half_w = half_h * width / height
+    u = ((np.arange(width) + 0.5) / width * 2 - 1) * half_w
+    v = (1 - (np.arange(height) + 0.5) / height * 2) * half_h
+    dirs = (forward[:, None, None] + u[None, None, :, None] * right[:, None, None]
+            + v[None, :, None, None] * up[:, None, None])
+    return (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def render(scene, raw_poses, width, height, supersample=1):
+    """uint8 (V, height, width, 3) views of `scene` from raw (V, 5) poses.
+
+    Renders `supersample`^2 rays per pixel and averages them (anti-aliasing).
+    """
+    raw_poses = np.asarray(raw_poses, np.float32)
+    dirs = camera_rays(raw_poses, width * supersample, height * supersample,
+                       scene.fov_y)
+    shape = dirs.shape
+    dirs = dirs.reshape(-1, 3)
+    origins = np.repeat(raw_poses[:, :3], np.prod(shape[1:3]), axis=0)
+    primitives = [scene.room] + scene.objects
+    nearest = np.full(len(dirs), np.inf, np.float32)
+    owner = np.zeros(len(dirs), np.int64)
+    for index, primitive in enumerate(primitives):
+        t = primitive.distance(origins, dirs)
+        closer = t < nearest
+        nearest[closer], owner[closer] = t[closer], index
+    points = origins + nearest[:, None] * dirs
+    normals = np.empty_like(points)
+    albedo = np.empty_like(points)
+    for index, primitive in enumerate(primitives):
+        mask = owner == index
+        normals[mask], albedo[mask] = primitive.surface(points[mask])
+    to_light = scene.light - points
+    light_distance = np.linalg.norm(to_light, axis=-1)
+    to_light /= light_distance[:, None]
+    lambert = np.clip(_dot(normals, to_light), 0, None)
+    lit = np.flatnonzero(lambert > 0)
+    shadow_origins = points[lit] + 1e-3 * normals[lit]
+    for primitive in scene.objects:
+        blocked = primitive.distance(shadow_origins, to_light[lit]) < light_distance[lit]
+        lambert[lit[blocked]] = 0
+    shade = scene.ambient + (1 - scene.ambient) * lambert
+    # Shading is applied in linear light; colours are specified in sRGB.
+    rgb = albedo * shade[:, None] ** (1 / 2.2)
+    rgb = rgb.reshape(shape[0], height, supersample, width, supersample, 3).mean((2, 4))
+    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+# Scene sampling.
+
+def _colour(rng, hue=(0.0, 1.0), saturation=(0.5, 0.9), value=(0.55, 0.95)):
+    return colorsys.hsv_to_rgb(rng.uniform(*hue) % 1, rng.uniform(*saturation),
+                               rng.uniform(*value))
+
+
+def _place(rng, footprints, area_radius, gap=0.03, tries=200):
+    """Non-overlapping (x, y) centres inside a disc for circular footprints;
+    objects that find no room are dropped (the first always fits)."""
+    placed = []
+    for radius in footprints:
+        for _ in range(tries):
+            angle = rng.uniform(0, 2 * np.pi)
+            distance = np.sqrt(rng.uniform()) * max(area_radius - radius, 0)
+            xy = np.array([np.cos(angle), np.sin(angle)]) * distance
+            if all(np.linalg.norm(xy - other) > radius + other_radius + gap
+                   for other, other_radius in placed):
+                placed.append((xy, radius))
+                break
+    return [xy for xy, _ in placed]
+
+
+def _room_object(rng, kind, size, xy):
+    colour = _colour(rng, saturation=(0.6, 1.0))
+    if kind == "sphere":
+        return Ellipsoid([*xy, size], [size] * 3, colour)
+    if kind == "box":
+        half = [size, size * rng.uniform(0.6, 1.0), size * rng.uniform(0.7, 1.3)]
+        return Box([*xy, half[2]], half, colour, yaw=rng.uniform(0, np.pi))
+    return Cylinder(xy, 0.0, size * rng.uniform(0.6, 0.9),
+                    2 * size * rng.uniform(0.8, 1.5), colour)
+
+
+def _footprint(kind, size):
+    """Radius of the circle an object of `size` stands in."""
+    return size * math.sqrt(2) if kind == "box" else size
+
+
+def rooms_scene(rng):
+    """A square room with 1-3 random objects, lit from near the ceiling."""
+    wall, floor = _colour(rng), _colour(rng, value=(0.4, 0.8))
+    room = Room([-1, -1, 0], [1, 1, 1.5],
+                [wall, wall, wall, wall, floor, (0.9, 0.9, 0.9)])
+    count = rng.integers(1, 4)
+    kinds = rng.choice(["sphere", "box", "cylinder"], size=count)
+    sizes = rng.uniform(0.1, 0.2, size=count)
+    footprints = [_footprint(k, s) for k, s in zip(kinds, sizes)]
+    places = _place(rng, footprints, area_radius=0.5)
+    objects = [_room_object(rng, k, s, xy) for k, s, xy in zip(kinds, sizes, places)]
+    light = [rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), 1.3]
+    return Scene(room, objects, light, ambient=0.3, fov_y=math.radians(50))
+
+
+def ring_poses(rng, num_views, radius=0.9, height=0.4):
+    """Cameras on a ring around the centre looking at it: random yaw in
+    [0, 2 pi), small random pitch (downwards)."""
+    yaw = rng.uniform(0, 2 * np.pi, size=num_views)
+    pitch = rng.uniform(-0.35, 0.0, size=num_views)
+    z = height + rng.uniform(-0.05, 0.05, size=num_views)
+    return np.stack([-radius * np.cos(yaw), -radius * np.sin(yaw), z, yaw, pitch],
+                    -1).astype(np.float32)
+
+
+_FRUITS = {  # name: (radii relative to size, hue range, saturation range)
+    "apple": ((1.0, 1.0, 0.9), (-0.03, 0.04), (0.7, 0.95)),
+    "green apple": ((1.0, 1.0, 0.9), (0.2, 0.3), (0.6, 0.9)),
+    "orange": ((1.05, 1.05, 1.0), (0.06, 0.09), (0.85, 1.0)),
+    "lemon": ((1.4, 0.95, 0.95), (0.13, 0.16), (0.75, 0.95)),
+    "plum": ((0.8, 0.8, 0.8), (0.75, 0.85), (0.5, 0.8)),
+    "banana": ((2.6, 0.6, 0.55), (0.12, 0.15), (0.7, 0.9)),
+}
+_TABLE_TOP = -0.25
+
+
+def still_life_scene(rng):
+    """2-4 fruit-like shapes on a table-top in a corner between two walls."""
+    wall = _colour(rng, saturation=(0.1, 0.35), value=(0.75, 0.95))
+    far_wall = _colour(rng, saturation=(0.0, 0.15), value=(0.6, 0.85))
+    floor = _colour(rng, hue=(0.05, 0.1), saturation=(0.3, 0.6), value=(0.3, 0.5))
+    room = Room([-3.5, -3.5, -1.0], [1.9, 1.9, 3.0],
+                [far_wall, wall, far_wall, wall, floor, (0.95, 0.95, 0.95)])
+    table_colour = (_colour(rng, hue=(0.06, 0.1), saturation=(0.35, 0.6),
+                            value=(0.5, 0.8)) if rng.uniform() < 0.7
+                    else _colour(rng, saturation=(0.0, 0.08), value=(0.85, 0.98)))
+    table = Box([0, 0, _TABLE_TOP - 0.03], [1.6, 1.6, 0.03], table_colour)
+    count = rng.integers(2, 5)
+    kinds = rng.choice(sorted(_FRUITS), size=count)
+    sizes = rng.uniform(0.1, 0.16, size=count)
+    footprints = [size * max(_FRUITS[kind][0]) for kind, size in zip(kinds, sizes)]
+    places = _place(rng, footprints, area_radius=0.45)
+    fruit = []
+    for kind, size, xy in zip(kinds, sizes, places):
+        shape, hue, saturation = _FRUITS[kind]
+        radii = np.array(shape) * size
+        fruit.append(Ellipsoid([*xy, _TABLE_TOP + radii[2]], radii,
+                               _colour(rng, hue, saturation, (0.6, 0.95)),
+                               yaw=rng.uniform(0, np.pi)))
+    light = [rng.uniform(-1, 1), rng.uniform(-1, 1), 1.2]
+    return Scene(room, [table] + fruit, light, ambient=0.35, fov_y=math.radians(45))
+
+
+def still_life_layout(index, num_scenes):
+    """Views of scene `index` of a split: the first 129/235 use 12."""
+    return 12 if index < round(num_scenes * _TWELVE_VIEW_FRACTION) else 8
+
+
+def make_scene(preset, seed, split, index, num_scenes, num_views):
+    """(scene, raw poses (V, 5)) for one scene, fixed by its seed and place."""
+    rng = np.random.default_rng([seed, ("train", "test").index(split), index])
+    if preset == "rooms":
+        return rooms_scene(rng), ring_poses(rng, num_views)
+    poses = FRUIT_LAYOUTS[still_life_layout(index, num_scenes)]
+    return still_life_scene(rng), poses
+
+
+# Writing.
+
+def _render_jpegs(job, preset, seed, num_views, image_size, supersample,
+                  photo_size):
+    """One scene as (record JPEGs, raw poses, photo JPEGs or None); runs in a
+    worker process."""
+    split, index, num_scenes = job
+    scene, poses = make_scene(preset, seed, split, index, num_scenes, num_views)
+    jpegs = [record_writer.encode_jpeg(frame)
+             for frame in render(scene, poses, image_size, image_size, supersample)]
+    photos = None
+    if photo_size:
+        photos = [record_writer.encode_jpeg(view, quality=90)
+                  for view in render(scene, poses, *photo_size)]
+    return jpegs, poses, photos
+
+
+def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
+                     num_test_scenes=20, image_size=64, num_views=None, seed=0,
+                     scenes_per_file=50, overwrite=False, zip_path=None,
+                     photo_size=(320, 240), supersample=1, num_workers=None):
+    """Renders a dataset to `<output_dir>/<name>/` in DeepMind's layout.
+
+    `num_views` applies to 'rooms' (default 10, like rooms_ring_camera);
+    'still_life' scenes take their views from the fruit pose tables. With
+    `zip_path`, 'still_life' also writes the same scenes as a zip of
+    `SceneN/` photos of `photo_size` (width, height), train scenes first.
+    `supersample` > 1 anti-aliases the records' frames at that factor squared
+    in time. Scenes render in `num_workers` processes (default: one per core); the
+    output does not depend on it. Returns the DatasetInfo written.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    if preset == "still_life" and num_views is not None:
+        raise ValueError("still_life scenes use the fruit pose tables (12 or 8 "
+                         "views); num_views applies to the rooms preset only")
+    if zip_path is not None and preset != "still_life":
+        raise ValueError("a photo zip is only written for the still_life preset")
+    if num_train_scenes < 1 or num_test_scenes < 1:
+        raise ValueError("need at least one train and one test scene")
+    num_views = 10 if num_views is None else num_views
+    if preset == "rooms" and num_views < 2:
+        raise ValueError(f"num_views={num_views}: a scene needs at least 2 views")
+    render_job = functools.partial(
+        _render_jpegs, preset=preset, seed=seed, num_views=num_views,
+        image_size=image_size, supersample=supersample,
+        photo_size=photo_size if zip_path else None)
+    photos = _PhotoZip(zip_path) if zip_path else None
+    num_workers = num_workers or os.cpu_count() or 1
+    # fork: workers inherit the imported modules instead of re-importing them.
+    with multiprocessing.get_context("fork").Pool(num_workers) as pool, \
+            record_writer.DatasetWriter(output_dir, name, overwrite) as writer:
+        for split, num_scenes in (("train", num_train_scenes),
+                                  ("test", num_test_scenes)):
+            jobs = [(split, index, num_scenes) for index in range(num_scenes)]
+            records = []
+            for jpegs, poses, photo_jpegs in pool.imap(render_job, jobs, chunksize=4):
+                records.append(record_writer.serialize_scene(jpegs, poses))
+                if photos:
+                    photos.add_scene(photo_jpegs)
+            writer.write_split(split, records,
+                               num_files=math.ceil(num_scenes / scenes_per_file))
+        if preset == "rooms":
+            info = writer.finish(image_size, num_views)
+        else:
+            info = writer.finish(image_size, sequence_size=12, min_views=8)
+    if photos:
+        photos.close()
+    return info
+
+
+class _PhotoZip:
+    """Writes scenes as `<stem>/SceneN/IMG_000V.jpg` photos, numbered in order,
+    views in pose-table order (so a natural sort of the names pairs them)."""
+
+    def __init__(self, path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.partial_path = path + ".partial"
+        self.archive = zipfile.ZipFile(self.partial_path, "w", zipfile.ZIP_STORED)
+        self.folder = os.path.splitext(os.path.basename(path))[0]
+        self.num_scenes = 0
+
+    def add_scene(self, jpegs):
+        self.num_scenes += 1
+        for index, jpeg in enumerate(jpegs, start=1):
+            self.archive.writestr(
+                f"{self.folder}/Scene{self.num_scenes}/IMG_{index:04d}.jpg", jpeg)
+
+    def close(self):
+        self.archive.close()
+        os.replace(self.partial_path, self.path)
+
+
+def _photo_size(text):
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}")
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"photo size must be positive: {text!r}")
+    return width, height
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m data_provider.synthetic",
+        description=(
+            "Render posed synthetic scenes into DeepMind's gqn-datasets record "
+            "layout (<output_dir>/<name>/{train,test}/i-of-N.tfrecord plus "
+            "dataset_info.json), readable by data_provider.gqn_tfr_provider. "
+            "Deterministic for a given seed."))
+    parser.add_argument("--output_dir", required=True,
+                        help="root folder; the set goes to <output_dir>/<name>/")
+    parser.add_argument("--preset", choices=PRESETS, default="rooms",
+                        help="rooms: objects in a room, ring cameras "
+                             "(rooms_ring_camera-like); still_life: fruit on a "
+                             "table from the fixed 12-/8-view pose tables")
+    parser.add_argument("--name", help="dataset name (default: synthetic_<preset>)")
+    parser.add_argument("--num_train_scenes", type=int, default=100)
+    parser.add_argument("--num_test_scenes", type=int, default=20)
+    parser.add_argument("--image_size", type=int, default=64,
+                        help="side of the square frames in the records")
+    parser.add_argument("--num_views", type=int,
+                        help="views per scene (rooms only; default 10)")
+    parser.add_argument("--scenes_per_file", type=int, default=50,
+                        help="scenes per .tfrecord shard")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--supersample", type=int, default=1,
+                        help="anti-alias frames with NxN rays per pixel (N^2 "
+                             "times slower)")
+    parser.add_argument("--num_workers", type=int,
+                        help="rendering processes (default: one per core)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing <output_dir>/<name>/")
+    parser.add_argument("--zip", dest="zip_path",
+                        help="still_life only: also write the scenes as a zip of "
+                             "SceneN/ photo folders here (converter input)")
+    parser.add_argument("--photo_size", type=_photo_size, default=(320, 240),
+                        help="WIDTHxHEIGHT of the zip's photos (default 320x240)")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    info = generate_dataset(
+        args.output_dir, args.name or f"synthetic_{args.preset}", args.preset,
+        args.num_train_scenes, args.num_test_scenes, args.image_size,
+        args.num_views, args.seed, args.scenes_per_file, args.overwrite,
+        args.zip_path, args.photo_size, args.supersample, args.num_workers)
+    print(f"wrote {os.path.join(args.output_dir, info.name)}: "
+          f"{info.train_files} train + {info.test_files} test files, "
+          f"{info.frame_size}x{info.frame_size} frames, "
+          f"{info.min_views}-{info.sequence_size} views per scene"
+          + (f"; photos in {args.zip_path}" if args.zip_path else ""))
+
+
+if __name__ == "__main__":
+    main()
