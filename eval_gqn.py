@@ -9,10 +9,9 @@ Writes O/metrics.json ({"model": {metric: {"mean", "stderr"}}, "baselines":
 target | generated | per-pixel spread over samples), and prints a table.
 """
 import os
-import sys
 
 import tensorflow.compat.v1 as tf
-from absl import app, flags
+from absl import flags
 
 from data_provider.scene_arrays import load_scenes
 from gqn import cli_flags, evaluation
@@ -53,13 +52,7 @@ def main(_):
 
 
 def run():
-    def guarded_main(argv):
-        try:
-            main(argv)
-        except (ValueError, FileNotFoundError) as error:
-            print(f"eval_gqn: error: {error}", file=sys.stderr)
-            sys.exit(1)
-    app.run(guarded_main)
+    cli_flags.run_main(main, "eval_gqn")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,8 @@ A model_dir remembers its config (gqn_config.json) and resumes from its last
 checkpoint. Flags left unset come from the saved config, else from the
 warm-start source's config, else from --preset.
 """
-import sys
-
 import tensorflow.compat.v1 as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 from data_provider.gqn_tfr_provider import gqn_input_fn
 from gqn import cli_flags, estimator, training
@@ -123,11 +121,17 @@ def main(_):
         freeze_regex=FLAGS.freeze)
 
     if FLAGS.data_dir is not None:
-        training.train_and_evaluate(
-            gqn_estimator, train_input, _max_steps(config), eval_input_fn=eval_input,
-            eval_every=FLAGS.eval_every, eval_steps=FLAGS.eval_steps,
-            progress_every=FLAGS.log_every_steps, batch_size=config.batch_size,
-            use_tpu=FLAGS.use_tpu)
+        try:
+            training.train_and_evaluate(
+                gqn_estimator, train_input, _max_steps(config), eval_input_fn=eval_input,
+                eval_every=FLAGS.eval_every, eval_steps=FLAGS.eval_steps,
+                progress_every=FLAGS.log_every_steps, batch_size=config.batch_size,
+                use_tpu=FLAGS.use_tpu)
+        except tf.train.NanLossDuringTrainingError:
+            raise training.TrainingDiverged(
+                f"the loss became NaN or Inf; training stopped and the last good "
+                f"checkpoint in {FLAGS.model_dir} is kept. Try a lower learning "
+                f"rate (--hparams learning_rate_start=...) or check the data.") from None
     if FLAGS.export_dir:
         path = training.export_saved_model(gqn_estimator, FLAGS.export_dir, config,
                                            FLAGS.export_batch_size)
@@ -136,22 +140,7 @@ def main(_):
 
 
 def run():
-    """Console-script entry point: user errors are one line and exit 1."""
-    def guarded_main(argv):
-        try:
-            main(argv)
-        except (ValueError, FileNotFoundError, FileExistsError,
-                estimator.TPUUnavailableError) as error:  # user errors
-
-            print(f"train_gqn_draw: error: {error}", file=sys.stderr)
-            sys.exit(1)
-        except tf.train.NanLossDuringTrainingError:
-            print(f"train_gqn_draw: error: the loss became NaN or Inf; training "
-                  f"stopped and the last good checkpoint in {FLAGS.model_dir} is "
-                  f"kept. Try a lower learning rate (--hparams "
-                  f"learning_rate_start=...) or check the data.", file=sys.stderr)
-            sys.exit(1)
-    app.run(guarded_main)
+    cli_flags.run_main(main, "train_gqn_draw")
 
 
 if __name__ == "__main__":

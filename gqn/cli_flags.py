@@ -3,7 +3,10 @@ and the turning of flags into a GQNConfig.
 
 Only entry points import this module; the model itself never reads flags.
 """
-from absl import flags
+import sys
+
+import tensorflow.compat.v1 as tf
+from absl import app, flags
 
 from gqn.config import (PRECISIONS, PRESETS, REPRESENTATIONS,
                         UPSAMPLERS, GQNConfig, preset)
@@ -26,6 +29,28 @@ MODEL_FLAG_FIELDS = {
 
 class FlagError(ValueError):
     """A user error in the flags: reported as one line and a non-zero exit."""
+
+
+# Errors that mean "the input is wrong", not "the program is": reported as
+# one line naming the file or value, with exit status 1 and no traceback.
+# TensorFlow's data errors (a record failing the reader's checks, a
+# truncated file) name the file in their first line.
+USER_ERRORS = (ValueError, OSError)
+DATA_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.DataLossError)
+
+
+def run_main(main, program):
+    """absl app.run(main) with user errors turned into a one-line message."""
+    def guarded_main(argv):
+        try:
+            main(argv)
+        except USER_ERRORS as error:
+            print(f"{program}: error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except DATA_ERRORS as error:
+            print(f"{program}: error: {error.message.splitlines()[0]}", file=sys.stderr)
+            sys.exit(1)
+    app.run(guarded_main)
 
 
 def define_data_flags():

@@ -65,10 +65,13 @@ def make_estimator(gqn_config, run_config, use_tpu=False, eval_batch_size=None,
         train_batch_size=gqn_config.batch_size,
         eval_batch_size=eval_batch_size or gqn_config.batch_size,
         predict_batch_size=predict_batch_size or gqn_config.batch_size,
-        warm_start_from=warm_start_from)
+        warm_start_from=warm_start_from,
+        # SavedModels are for CPU/GPU serving (TF Serving); a TPU graph
+        # export would rebuild the model a second time in the same graph.
+        export_to_tpu=False)
 
 
-class TPUUnavailableError(RuntimeError):
+class TPUUnavailableError(ConnectionError):
     """The named Cloud TPU could not be resolved."""
 
 

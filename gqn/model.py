@@ -72,12 +72,11 @@ def standard_noise(config, batch_size, seeds=None, sample_index=0):
         return [tf.random.normal([batch_size, size, size, channels])
                 for _ in range(config.seq_length)]
     per_example = [config.seq_length, size, size, channels]
+    index = tf.constant(sample_index, tf.int64)
     seeds = tf.cast(seeds, tf.int64)
-    noise = tf.map_fn(
-        lambda seed: tf.random.stateless_normal(
-            per_example, seed=tf.stack([seed, tf.constant(sample_index, tf.int64)])),
-        seeds, dtype=tf.float32)
-    noise.set_shape([batch_size] + per_example)
+    noise = tf.stack([
+        tf.random.stateless_normal(per_example, seed=tf.stack([seeds[i], index]))
+        for i in range(batch_size)])
     return tf.unstack(noise, axis=1)
 
 

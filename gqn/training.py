@@ -4,12 +4,18 @@ evaluation up to max_steps, log progress, stop on a NaN loss, export.
 The loop only talks to the estimator built in gqn.estimator and the reader
 from data_provider; it holds no model code.
 """
+import os
 import time
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from gqn.checkpoints import global_step_of
 from gqn.model_fn import NOISE_SEED_KEY, PROGRESS_SCOPE
+
+class TrainingDiverged(ValueError):
+    """The loss became NaN or Inf."""
+
 
 PROGRESS_TERMS = ("loss", "elbo", "kl", "nll", "mse", "sigma", "learning_rate")
 
@@ -57,17 +63,20 @@ def format_duration(seconds):
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def nan_guard():
-    """Stops training at the first NaN/Inf loss, before the bad step's
-    weights can be checkpointed."""
-    class _LazyNanHook(tf.train.NanTensorHook):
-        def __init__(self):
-            super().__init__(loss_tensor=None, fail_on_nan_loss=True)
+class NonFiniteLossGuard(tf.train.SessionRunHook):
+    """Stops training at the first NaN or Inf loss. Hooks passed to
+    Estimator.train run before its checkpoint saver, so the diverged step's
+    weights are never saved and the last checkpoint stays a good one."""
 
-        def begin(self):
-            self._loss_tensor = tf.get_default_graph().get_tensor_by_name(
-                f"{PROGRESS_SCOPE}/loss:0")
-    return _LazyNanHook()
+    def begin(self):
+        self.loss = tf.get_default_graph().get_tensor_by_name(f"{PROGRESS_SCOPE}/loss:0")
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self.loss)
+
+    def after_run(self, run_context, run_values):
+        if not np.isfinite(run_values.results):
+            raise tf.train.NanLossDuringTrainingError
 
 
 def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
@@ -81,7 +90,7 @@ def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
         log(f"{estimator.model_dir} is already at step {step} >= max_steps "
             f"{max_steps}; nothing to train")
     hooks = [] if use_tpu else [ProgressHook(batch_size, max_steps, progress_every),
-                                nan_guard()]
+                                NonFiniteLossGuard()]
     metrics = None
     while step < max_steps:
         step = min(max_steps, step + eval_every) if eval_every else max_steps
@@ -114,7 +123,14 @@ def serving_input_receiver_fn(config, batch_size):
 
 def export_saved_model(estimator, export_dir, config, batch_size=1):
     """Writes a SavedModel (timestamped folder under `export_dir`) and
-    returns its path."""
-    path = estimator.export_saved_model(export_dir,
-                                        serving_input_receiver_fn(config, batch_size))
+    returns its path. A failed export leaves no partial folder behind."""
+    before = set(tf.io.gfile.listdir(export_dir)) if tf.io.gfile.isdir(export_dir) else set()
+    try:
+        path = estimator.export_saved_model(
+            export_dir, serving_input_receiver_fn(config, batch_size))
+    except BaseException:
+        if tf.io.gfile.isdir(export_dir):
+            for name in set(tf.io.gfile.listdir(export_dir)) - before:
+                tf.io.gfile.rmtree(os.path.join(export_dir, name))
+        raise
     return path.decode() if isinstance(path, bytes) else path

@@ -1,0 +1,110 @@
+"""Render a fly-around of one scene with a trained GQN.
+
+The context is either a test scene from records or your own photos:
+
+    python scripts/render.py --model_dir M --output_dir O \\
+        --data_dir D --dataset fruit_stills [--scene_index 0]
+    python scripts/render.py --model_dir M --output_dir O \\
+        --photos_dir P --poses_csv poses.csv [--scene Scene1]
+
+poses.csv has the converter's manifest columns: scene, image (path under
+--photos_dir), x, y, z, yaw, pitch (angles in --angle_unit). The camera
+flies along the ring fitted to the context cameras. Writes O/flyaround.gif
+and O/strip.png (context views above, rendered views below).
+"""
+import os
+
+import numpy as np
+from absl import flags
+
+from data_provider.photo_layouts import read_manifest
+from data_provider.photo_preprocess import convert_photo
+from data_provider.scene_arrays import load_scenes
+from gqn import cli_flags, images
+from gqn.poses import decode_poses_np, ring_around
+from gqn.predictor import Predictor
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Trained model_dir.")
+flags.DEFINE_string("output_dir", None, "Where flyaround.gif and strip.png go.")
+flags.DEFINE_string("data_dir", None, "Records root (with --dataset).")
+flags.DEFINE_string("dataset", None, "Dataset name under --data_dir.")
+flags.DEFINE_integer("scene_index", 0, "Which test scene (in the seeded order).")
+flags.DEFINE_integer("context_size", None, "Context views from records "
+                     "(default: the model's).")
+flags.DEFINE_string("photos_dir", None, "Folder of your photos (with --poses_csv).")
+flags.DEFINE_string("poses_csv", None, "Pose CSV: scene, image, x, y, z, yaw, pitch.")
+flags.DEFINE_enum("angle_unit", "degrees", ["degrees", "radians"],
+                  "Unit of yaw and pitch in --poses_csv.")
+flags.DEFINE_string("scene", None, "Scene name in --poses_csv (default: the first).")
+flags.DEFINE_integer("num_frames", 24, "Views along the ring.")
+flags.DEFINE_integer("strip_frames", 8, "Rendered views shown in strip.png.")
+flags.DEFINE_integer("seed", 0, "Noise seed (shared by every frame, so the "
+                     "imagined scene stays the same as the camera moves).")
+flags.mark_flags_as_required(["model_dir", "output_dir"])
+
+
+def context_from_records(image_size, context_size):
+    scenes = load_scenes(FLAGS.dataset, FLAGS.data_dir, context_size,
+                         FLAGS.scene_index + 1, image_size=image_size, seed=FLAGS.seed)
+    if len(scenes["target"]) <= FLAGS.scene_index:
+        raise ValueError(f"--scene_index {FLAGS.scene_index}: the test split has "
+                         f"only {len(scenes['target'])} scenes")
+    index = FLAGS.scene_index
+    return scenes["context_frames"][index], decode_poses_np(scenes["context_poses"][index])
+
+
+def context_from_photos(image_size):
+    rows = read_manifest(FLAGS.poses_csv, FLAGS.angle_unit)
+    scene = FLAGS.scene or rows[0][1]
+    chosen = [(image, pose) for _, name, image, pose in rows if name == scene]
+    if not chosen:
+        raise ValueError(f"scene {scene!r} is not in {FLAGS.poses_csv}")
+    frames = []
+    for image, _ in chosen:
+        path = os.path.join(FLAGS.photos_dir, image)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{FLAGS.poses_csv} names {image}, but {path} "
+                                    "does not exist")
+        with open(path, "rb") as handle:
+            photo = convert_photo(image, handle.read(), image_size)
+        frames.append(photo.pixels.astype(np.float32) / 255.0)
+    return np.stack(frames), np.stack([pose for _, pose in chosen])
+
+
+def main(_):
+    from_records = FLAGS.data_dir is not None and FLAGS.dataset is not None
+    from_photos = FLAGS.photos_dir is not None and FLAGS.poses_csv is not None
+    if from_records == from_photos:
+        raise ValueError("give either --data_dir and --dataset, or --photos_dir "
+                         "and --poses_csv")
+    predictor = Predictor(FLAGS.model_dir)
+    config = predictor.config
+    if from_records:
+        frames, raw_poses = context_from_records(
+            config.image_size, FLAGS.context_size or config.context_size)
+    else:
+        frames, raw_poses = context_from_photos(config.image_size)
+    ring = ring_around(raw_poses, FLAGS.num_frames)
+    count = FLAGS.num_frames
+    rendered = predictor.render(np.repeat(frames[None], count, axis=0),
+                                np.repeat(raw_poses[None], count, axis=0), ring,
+                                np.full(count, FLAGS.seed))[:, 0]
+    scale = max(1, 128 // config.image_size)
+    gif = images.save_gif(list(rendered), os.path.join(FLAGS.output_dir,
+                                                       "flyaround.gif"), scale=scale)
+    shown = np.linspace(0, count - 1, min(FLAGS.strip_frames, count)).round().astype(int)
+    strip = images.grid([list(frames), [rendered[i] for i in shown]],
+                        scale=max(1, 64 // config.image_size))
+    png = images.save_png(strip, os.path.join(FLAGS.output_dir, "strip.png"))
+    print(f"context views: {len(frames)}; rendered {count} views on the ring")
+    print(f"fly-around: {gif}")
+    print(f"strip:      {png}")
+
+
+def run():
+    cli_flags.run_main(main, "render")
+
+
+if __name__ == "__main__":
+    run()
