@@ -15,6 +15,7 @@ with a seed is repeatable whatever the parallelism.
 """
 import os
 import random
+import sys
 
 import tensorflow.compat.v1 as tf
 
@@ -64,8 +65,8 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
       shuffle_buffer_size: examples shuffled together in 'train' mode.
       num_parallel_reads: files read at once (1 = sequential reads).
       num_parallel_calls: examples decoded at once (1 = sequential).
-      skip_corrupt: drop records holding a malformed JPEG (logging the file and
-        a running count) instead of failing on them.
+      skip_corrupt: drop records holding a malformed JPEG (printing the file
+        and a running count to stderr) instead of failing on them.
 
     Raises at build time for an unknown dataset, a missing folder, no record
     files, or a context that does not fit the scenes. Problems inside a record
@@ -131,7 +132,7 @@ def _host_shard(context):
 
 
 def _drop_corrupt(checked):
-    """Drops records flagged corrupt, logging each file with a running count."""
+    """Drops records flagged corrupt, reporting each file with a running count."""
 
     def count(num_skipped, element):
         is_valid = element[-1]
@@ -143,7 +144,7 @@ def _drop_corrupt(checked):
             with tf.control_dependencies([tf.print(
                     "skipping a record with a corrupt JPEG in", named[0],
                     "- records skipped so far:", num_skipped,
-                    output_stream=tf.logging.warning)]):
+                    output_stream=sys.stderr)]):
                 return tf.constant(False)
         return tf.cond(is_valid, lambda: tf.constant(True), warn)
 
@@ -224,7 +225,8 @@ class _ExampleParser:
         filename, record = named
         frames, cameras = self._read(filename, record)
         with tf.control_dependencies(self._assert_layout(filename, frames, cameras)):
-            num_views = tf.size(frames)
+            frames, cameras = tf.identity(frames), tf.identity(cameras)
+        num_views = tf.size(frames)
         num_drawn = self.context_size + 1
         # top_k of i.i.d. uniforms: a uniformly random set of distinct views
         # in uniformly random order.

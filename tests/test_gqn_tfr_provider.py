@@ -1,0 +1,355 @@
+"""The gqn-datasets reader on real DeepMind records, generated scenes and
+hand-made records whose frame colours encode (scene, view)."""
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from data_provider import record_writer, synthetic
+from data_provider.gqn_tfr_provider import gqn_input_fn
+from gqn.poses import encode_poses_np
+
+REAL_ROOT = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gqn-datasets"
+REAL_FILE = REAL_ROOT / "shepard_metzler_5_parts" / "test" / "001-of-100.tfrecord"
+
+
+def read_batches(input_fn, batch_size, max_batches=None, context=None):
+    """Runs `input_fn` in a fresh graph; returns [(features, labels)] numpy."""
+    with tf.Graph().as_default():
+        features, labels = tf.data.make_one_shot_iterator(input_fn(
+            {"batch_size": batch_size, "context": context})).get_next()
+        batches = []
+        with tf.Session() as session:
+            while max_batches is None or len(batches) < max_batches:
+                try:
+                    batches.append(session.run((features, labels)))
+                except tf.errors.OutOfRangeError:
+                    break
+    return batches
+
+
+def examples(batches):
+    """Flattens batches into per-example (frames (M+1, H, W, 3), poses (M+1, 7)),
+    the target last."""
+    for features, labels in batches:
+        frames = np.concatenate([features["context_frames"], labels[:, None]], 1)
+        poses = np.concatenate(
+            [features["context_poses"], features["query_pose"][:, None]], 1)
+        yield from zip(frames, poses)
+
+
+def reference_scenes(record_files):
+    """Every scene's frames (decoded by TF, as the reader does) and 7-d poses."""
+    scenes = []
+    with tf.Graph().as_default(), tf.Session() as session:
+        jpeg = tf.placeholder(tf.string)
+        decoded = tf.io.decode_jpeg(jpeg, channels=3)
+        for path in record_files:
+            for record in tf.io.tf_record_iterator(str(path)):
+                feature = tf.train.Example.FromString(record).features.feature
+                frames = [session.run(decoded, {jpeg: value})
+                          for value in feature["frames"].bytes_list.value]
+                cameras = np.reshape(feature["cameras"].float_list.value, (-1, 5))
+                scenes.append((np.stack(frames), encode_poses_np(cameras)))
+    return scenes
+
+
+def locate_views(scenes, frames, poses):
+    """(scene, [views]) of one example: each returned frame must equal the
+    stored frame of the view whose pose it carries, all from one scene."""
+    frames = np.round(frames * 255).astype(np.uint8)
+    found = []
+    for frame, pose in zip(frames, poses):
+        matches = [(s, v) for s, (ref_frames, ref_poses) in enumerate(scenes)
+                   for v in np.flatnonzero((ref_frames == frame).all(axis=(1, 2, 3)))
+                   if np.allclose(ref_poses[v], pose, atol=1e-5)]
+        assert matches, "a frame is not the stored frame of the view of its pose"
+        found.append(matches[0])
+    scene_ids = {s for s, _ in found}
+    assert len(scene_ids) == 1, f"one example mixes scenes {scene_ids}"
+    return found[0][0], [v for _, v in found]
+
+
+# Records whose colours encode (scene, view): red = view, green = scene.
+
+def coded_frame(scene, view, size):
+    return np.full((size, size, 3), (20 * view + 10, 20 * scene + 10, 128), np.uint8)
+
+
+def coded_pose(scene, view):
+    return (view, scene, 0.5, 0.3 * view, 0.05 * scene)
+
+
+def decode_coded(frames, poses):
+    """(scenes, views) from frame colours, checked against the paired poses."""
+    colour = frames.mean(axis=(-3, -2)) * 255
+    views = np.round((colour[..., 0] - 10) / 20).astype(int)
+    scenes = np.round((colour[..., 1] - 10) / 20).astype(int)
+    np.testing.assert_array_equal(views, np.round(poses[..., 0]).astype(int))
+    np.testing.assert_array_equal(scenes, np.round(poses[..., 1]).astype(int))
+    return scenes, views
+
+
+def coded_record(scene, num_views, size):
+    jpegs = [record_writer.encode_jpeg(coded_frame(scene, v, size))
+             for v in range(num_views)]
+    return record_writer.serialize_scene(
+        jpegs, [coded_pose(scene, v) for v in range(num_views)])
+
+
+def write_coded_dataset(root, name, view_counts, num_files=2, size=16,
+                        records=None, min_views=None):
+    """Both splits hold one scene per entry of `view_counts` (or `records`)."""
+    records = records or [coded_record(s, n, size) for s, n in enumerate(view_counts)]
+    with record_writer.DatasetWriter(str(root), name) as writer:
+        for split in ("train", "test"):
+            writer.write_split(split, records, num_files)
+        writer.finish(size, max(view_counts), min_views or min(view_counts))
+    return root / name
+
+
+# Real records.
+
+@pytest.fixture
+def real_root(tmp_path):
+    """A partial download of shepard_metzler_5_parts (1 of 100 test files) with
+    stray files beside it."""
+    if not REAL_FILE.exists():
+        pytest.skip(f"real GQN records not found at {REAL_FILE} (../shared/data "
+                    "relative to the repo root)")
+    test_dir = tmp_path / "shepard_metzler_5_parts" / "test"
+    test_dir.mkdir(parents=True)
+    shutil.copy(REAL_FILE, test_dir)
+    (test_dir / ".DS_Store").write_bytes(b"\x00junk")
+    (test_dir / "002-of-100.tfrecord.tmp").write_bytes(b"partial")
+    return tmp_path
+
+
+def test_real_records_pair_every_frame_with_its_own_pose(real_root):
+    input_fn = gqn_input_fn("shepard_metzler_5_parts", str(real_root), "test",
+                            context_size=14, seed=3, repeat=True)
+    batches = read_batches(input_fn, batch_size=2, max_batches=3)
+    scenes = reference_scenes([REAL_FILE])
+    assert len(scenes) == 2 and scenes[0][0].shape == (15, 64, 64, 3)
+    seen_scenes = set()
+    for frames, poses in examples(batches):
+        scene, views = locate_views(scenes, frames, poses)
+        assert sorted(views) == list(range(15))  # all 15 views, each once
+        assert views != list(range(15))  # in a drawn order
+        seen_scenes.add(scene)
+    assert seen_scenes == {0, 1}
+
+
+def test_real_records_decode_like_deepmind_dataset(real_root):
+    features, labels = read_batches(gqn_input_fn(
+        "shepard_metzler_5_parts", str(real_root), "test", context_size=5,
+        seed=0), batch_size=2)[0]
+    assert features["context_frames"].dtype == np.float32
+    assert 0 <= labels.min() and labels.max() <= 1 and labels.max() > 0.5
+    poses = features["context_poses"]
+    np.testing.assert_allclose(poses[..., 3] ** 2 + poses[..., 4] ** 2, 1, atol=1e-5)
+
+
+# Generated scenes.
+
+def test_generated_rooms_round_trip(tmp_path):
+    synthetic.generate_dataset(str(tmp_path), "rooms", "rooms", 6, 2,
+                               image_size=32, num_views=6, seed=1, scenes_per_file=2)
+    files = sorted((tmp_path / "rooms" / "train").glob("*.tfrecord"))
+    assert [f.name for f in files] == ["1-of-3.tfrecord", "2-of-3.tfrecord",
+                                       "3-of-3.tfrecord"]
+    scenes = reference_scenes(files)
+    batches = read_batches(gqn_input_fn("rooms", str(tmp_path), "train",
+                                        context_size=3, seed=5), 4, max_batches=6)
+    drawn = [locate_views(scenes, *example) for example in examples(batches)]
+    assert len(drawn) == 24
+    for _, views in drawn:
+        assert len(set(views)) == 4  # distinct; so the target is not a context view
+    assert len({tuple(views) for _, views in drawn}) > 12
+    assert len({scene for scene, _ in drawn}) == 6
+
+
+def test_generated_still_life_mixes_12_and_8_view_scenes(tmp_path):
+    synthetic.generate_dataset(str(tmp_path), "fruit", "still_life", 4, 1,
+                               image_size=16, seed=2)
+    files = sorted((tmp_path / "fruit" / "train").glob("*.tfrecord"))
+    scenes = reference_scenes(files)
+    assert sorted(len(frames) for frames, _ in scenes) == [8, 8, 12, 12]
+    batches = read_batches(gqn_input_fn("fruit", str(tmp_path), "train",
+                                        context_size=7, seed=0), 8, max_batches=4)
+    views_of = {}
+    for frames, poses in examples(batches):
+        scene, views = locate_views(scenes, frames, poses)
+        assert len(set(views)) == 8
+        views_of.setdefault(scene, set()).update(views)
+    for scene, views in views_of.items():
+        assert views == set(range(len(scenes[scene][0])))
+
+
+# Sampling.
+
+def test_views_are_distinct_target_unseen_and_draws_differ(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [10] * 8)
+    batches = read_batches(gqn_input_fn("coded", str(tmp_path), "train",
+                                        context_size=4), 8, max_batches=4)
+    draws = []
+    for frames, poses in examples(batches):
+        scenes, views = decode_coded(frames, poses)
+        assert len(set(scenes)) == 1
+        assert len(set(views)) == 5 and views[-1] not in views[:-1]
+        draws.append(tuple(views))
+    assert len(set(draws)) > 24  # 32 examples of 10-choose-5 ordered draws
+
+
+def test_shapes_are_static(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [6, 6])
+    with tf.Graph().as_default():
+        features, labels = tf.data.make_one_shot_iterator(gqn_input_fn(
+            "coded", str(tmp_path), "train", context_size=3)(
+                {"batch_size": 5})).get_next()
+        assert features["context_frames"].shape.as_list() == [5, 3, 16, 16, 3]
+        assert features["context_poses"].shape.as_list() == [5, 3, 7]
+        assert features["query_pose"].shape.as_list() == [5, 7]
+        assert labels.shape.as_list() == [5, 16, 16, 3]
+        assert labels.dtype == tf.float32
+
+
+def test_test_mode_is_one_repeatable_pass_with_a_seed(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [9] * 7, num_files=3)
+
+    def draws(seed):
+        batches = read_batches(gqn_input_fn("coded", str(tmp_path), "test",
+                                            context_size=4, seed=seed), 3)
+        return [decode_coded(*example) for example in examples(batches)]
+
+    first = draws(seed=11)
+    assert len(first) == 6  # 7 scenes, batches of 3, remainder dropped
+    assert len({scenes[0] for scenes, _ in first}) == 6  # each scene once
+    np.testing.assert_array_equal(first, draws(seed=11))
+    assert not np.array_equal(first, draws(seed=12))
+
+
+@pytest.mark.parametrize("image_size", [8, 24])
+def test_resize_keeps_frames_and_colours(tmp_path, image_size):
+    write_coded_dataset(tmp_path, "coded", [6] * 2)
+    (features, labels), = read_batches(gqn_input_fn(
+        "coded", str(tmp_path), "test", context_size=2, image_size=image_size,
+        seed=0), 2)
+    assert labels.shape == (2, image_size, image_size, 3)
+    assert features["context_frames"].shape == (2, 2, image_size, image_size, 3)
+    for frames, poses in examples([(features, labels)]):
+        decode_coded(frames, poses)  # colours still name the paired views
+        assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_each_host_reads_its_own_files(tmp_path):
+    class TwoHostContext:
+        num_hosts = 2
+
+        def current_input_fn_deployment(self):
+            return "/job:worker/task:1/device:CPU:0", 1
+
+    write_coded_dataset(tmp_path, "coded", [4] * 4, num_files=4)
+    batches = read_batches(gqn_input_fn("coded", str(tmp_path), "test",
+                                        context_size=2, seed=0),
+                           1, context=TwoHostContext())
+    assert [decode_coded(*example)[0][0] for example in examples(batches)] == [1, 3]
+
+
+# Bad input.
+
+def test_unknown_dataset_lists_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match="rooms_ring_camera"):
+        gqn_input_fn("no_such_set", str(tmp_path), "train", context_size=3)
+
+
+def test_missing_folder_names_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError,
+                       match=str(tmp_path / "rooms_ring_camera" / "train")):
+        gqn_input_fn("rooms_ring_camera", str(tmp_path), "train", context_size=3)
+
+
+def test_folder_without_records_names_where_it_looked(tmp_path):
+    split_dir = tmp_path / "jaco" / "test"
+    split_dir.mkdir(parents=True)
+    (split_dir / ".DS_Store").write_bytes(b"junk")
+    (split_dir / "notes.tfrecord").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=f"no record files.*{split_dir}"):
+        gqn_input_fn("jaco", str(tmp_path), "test", context_size=3)
+
+
+def test_bad_mode_and_context_size_fail_at_build_time(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [12, 8])
+    with pytest.raises(ValueError, match="mode"):
+        gqn_input_fn("coded", str(tmp_path), "eval", context_size=3)
+    with pytest.raises(ValueError, match="only 8"):
+        gqn_input_fn("coded", str(tmp_path), "train", context_size=8)
+
+
+def read_error(tmp_path, name, **kwargs):
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        read_batches(gqn_input_fn(name, str(tmp_path), "test", context_size=2,
+                                  seed=0, **kwargs), 1)
+    return error.value.message
+
+
+def test_wrong_view_count_names_the_file(tmp_path):
+    records = [coded_record(0, 8, 16), coded_record(1, 5, 16)]
+    write_coded_dataset(tmp_path, "coded", [8], records=records, num_files=2)
+    message = read_error(tmp_path, "coded")
+    assert os.path.join(str(tmp_path), "coded", "test", "2-of-2.tfrecord") in message
+    assert "views" in message
+
+
+def test_wrong_camera_length_names_the_file(tmp_path):
+    example = tf.train.Example.FromString(coded_record(0, 6, 16))
+    del example.features.feature["cameras"].float_list.value[-1]
+    write_coded_dataset(tmp_path, "coded", [6], num_files=1,
+                        records=[example.SerializeToString()])
+    message = read_error(tmp_path, "coded")
+    assert os.path.join("coded", "test", "1-of-1.tfrecord") in message
+    assert "camera values" in message
+
+
+def test_wrong_frame_size_names_the_file(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [6], num_files=1,
+                        records=[coded_record(0, 6, size=20)])
+    assert "1-of-1.tfrecord" in read_error(tmp_path, "coded")
+
+
+def corrupt_dataset(tmp_path):
+    """Four scenes of which the third has a truncated JPEG."""
+    records = [coded_record(s, 6, 16) for s in range(4)]
+    example = tf.train.Example.FromString(records[2])
+    frames = example.features.feature["frames"].bytes_list.value
+    frames[4] = frames[4][:len(frames[4]) // 2]
+    records[2] = example.SerializeToString()
+    write_coded_dataset(tmp_path, "coded", [6], records=records, num_files=2)
+
+
+def test_corrupt_jpeg_names_the_file(tmp_path):
+    corrupt_dataset(tmp_path)
+    message = read_error(tmp_path, "coded")
+    assert "2-of-2.tfrecord" in message and "corrupt" in message
+
+
+def test_corrupt_jpeg_skipped_and_counted_on_request(tmp_path, capfd):
+    corrupt_dataset(tmp_path)
+    batches = read_batches(gqn_input_fn("coded", str(tmp_path), "test",
+                                        context_size=2, seed=0,
+                                        skip_corrupt=True), 1)
+    scenes = [decode_coded(*example)[0][0] for example in examples(batches)]
+    assert scenes == [0, 1, 3]
+    logged = capfd.readouterr().err
+    assert "2-of-2.tfrecord" in logged and "skipped so far: 1" in logged
+
+
+def test_empty_record_files_end_instead_of_hanging(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [6, 6])
+    for path in (tmp_path / "coded" / "train").glob("*.tfrecord"):
+        path.write_bytes(b"")
+    assert read_batches(gqn_input_fn("coded", str(tmp_path), "train",
+                                     context_size=2), 1) == []
