@@ -396,8 +396,8 @@ def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
     photos = _PhotoZip(zip_path) if zip_path else None
     num_workers = num_workers or os.cpu_count() or 1
     # fork: workers inherit the imported modules instead of re-importing them.
-    with multiprocessing.get_context("fork").Pool(num_workers) as pool, \
-            record_writer.DatasetWriter(output_dir, name, overwrite) as writer:
+    with record_writer.DatasetWriter(output_dir, name, overwrite) as writer, \
+            multiprocessing.get_context("fork").Pool(num_workers) as pool:
         for split, num_scenes in (("train", num_train_scenes),
                                   ("test", num_test_scenes)):
             jobs = [(split, index, num_scenes) for index in range(num_scenes)]
