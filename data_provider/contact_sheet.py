@@ -64,7 +64,7 @@ def _draw_map(draw, font, origin, poses):
     scale = 0.36 * MAP_SIZE / extent  # positions reach 36% of the width out
     arrow = 0.14 * MAP_SIZE
     draw.ellipse((*(centre - 10), *(centre + 10)), outline=(170, 170, 170))
-    draw.text((left, top + MAP_SIZE + 2), "top view: x right, y up; arrow = looking",
+    draw.text((left, top + MAP_SIZE + 2), "top view (x right, y up), arrow = view direction",
               fill=INK, font=font)
     for index, (x, y, _, yaw, _) in enumerate(poses):
         colour = view_colour(index, len(poses))

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from data_provider import contact_sheet, photo_layouts, photo_preprocess
-from data_provider.photo_source import InputError, list_photos, open_source
+from data_provider.photo_source import InputError, classify_files, open_source
 from data_provider.record_writer import DatasetWriter, encode_jpeg, serialize_scene
 
 SCENES_PER_FILE = 16
@@ -62,7 +62,8 @@ class Summary:
     pairing: str
     files_found: int
     photos_found: int
-    skipped_files: collections.Counter  # not converted: reason -> count
+    skipped_files: collections.Counter  # files that are no photos: reason -> count
+    skipped_photos: collections.Counter  # photos not converted: reason -> count
     skipped_scenes: List[Tuple[str, str]]
     split_scenes: Dict[str, List[str]]  # split -> scene names written
     photos_written: int
@@ -79,19 +80,29 @@ class Summary:
             f"Wrote {self.output_path} in {self.seconds:.1f} s "
             f"({self.photos_written / max(self.seconds, 1e-9):.0f} photos/s)",
             f"  pairing: {self.pairing}",
-            f"  input files: {self.files_found} read, {self.photos_found} of them photos",
+            f"  input: {self.files_found} files, {self.photos_found} photos, "
+            f"{self.files_found - self.photos_found} other files skipped"
+            f"{_reasons(self.skipped_files)}",
             f"  scenes: {scenes_written + len(self.skipped_scenes)} found, "
             f"{scenes_written} written ({split_words}), "
             f"{len(self.skipped_scenes)} skipped",
         ]
         lines += [f"    skipped scene {scene}: {reason}"
                   for scene, reason in self.skipped_scenes]
-        lines.append(f"  photos: {self.photos_found} found, {self.photos_written} "
-                     f"written, {self.photos_found - self.photos_written} skipped")
-        lines += [f"    skipped {count} file(s): {reason}"
-                  for reason, count in sorted(self.skipped_files.items())]
-        lines.append(f"  files: {files}, dataset_info.json, {PREVIEW_FILE_NAME}")
+        lines += [
+            f"  photos: {self.photos_found} found, {self.photos_written} written, "
+            f"{self.photos_found - self.photos_written} skipped"
+            f"{_reasons(self.skipped_photos)}",
+            f"  files: {files}, dataset_info.json, {PREVIEW_FILE_NAME}",
+        ]
         return "\n".join(lines)
+
+
+def _reasons(counts):
+    """' (2 hidden dot-file, 1 not an image)', or '' when nothing was skipped."""
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) + ")"
 
 
 class ProgressBar:
@@ -146,12 +157,11 @@ def convert(options, progress_stream=sys.stderr):
         raise InputError(f"{error} (use --overwrite to replace it)")
     with writer:
         files = source.list_files()
-        photos, skipped_files = list_photos(source)
+        photos, skipped_files = classify_files(files)
         if not photos:
             raise InputError(f"input {options.input_path} holds no photos "
                              f"({len(files)} other file(s))")
         plan = _plan(photos, options)
-        skipped_files.update(plan.skipped_photos)
         if not plan.scenes:
             reasons = "; ".join(f"{scene}: {reason}" for scene, reason in plan.skipped_scenes)
             raise InputError(f"input {options.input_path}: no scene can be "
@@ -175,6 +185,7 @@ def convert(options, progress_stream=sys.stderr):
     return Summary(
         output_path=writer.final_dir, pairing=plan.pairing, files_found=len(files),
         photos_found=len(photos), skipped_files=skipped_files,
+        skipped_photos=plan.skipped_photos,
         skipped_scenes=plan.skipped_scenes, split_scenes=split_scenes_written,
         photos_written=sum(view_counts), files_written=dict(writer.files_written),
         seconds=time.monotonic() - started)

@@ -28,9 +28,9 @@ ANGLE_UNITS = ("degrees", "radians")
 # A scene needs one context view and one query view at the very least.
 MIN_VIEWS = 2
 
-SKIP_OUTSIDE_SCENE = "not directly inside a SceneN folder"
+SKIP_OUTSIDE_SCENE = "not directly in a SceneN folder"
 SKIP_IN_SKIPPED_SCENE = "in a skipped scene"
-SKIP_NOT_IN_MANIFEST = "not listed in the manifest"
+SKIP_NOT_IN_MANIFEST = "not in the manifest"
 
 _SCENE_FOLDER = re.compile(r"^scene\d+$", re.IGNORECASE)
 _RAW_COLUMNS = ("x", "y", "z", "yaw", "pitch")

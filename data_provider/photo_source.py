@@ -15,9 +15,9 @@ import zipfile
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
-SKIP_MACOS = "macOS metadata (__MACOSX/)"
-SKIP_HIDDEN = "hidden file (.DS_Store and other dot-files)"
-SKIP_NOT_IMAGE = "not an image file"
+SKIP_MACOS = "in __MACOSX/"
+SKIP_HIDDEN = "hidden dot-file"
+SKIP_NOT_IMAGE = "not an image"
 
 
 class InputError(ValueError):
@@ -119,10 +119,10 @@ def skip_reason(name):
     return None
 
 
-def list_photos(source):
-    """(photo names in natural order, Counter of skipped files by reason)."""
+def classify_files(names):
+    """(photo names, Counter of the other files by why they were skipped)."""
     photos, skipped = [], collections.Counter()
-    for name in source.list_files():
+    for name in names:
         reason = skip_reason(name)
         if reason is None:
             photos.append(name)

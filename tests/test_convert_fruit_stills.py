@@ -22,7 +22,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from data_provider import datasets, photo_layouts
+from data_provider import datasets, photo_layouts, photo_source
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from data_provider.fruit_stills import ConversionOptions, convert, split_scenes
 from data_provider.gqn_tfr_provider import gqn_input_fn
@@ -162,14 +162,14 @@ def test_summary_counts_what_was_read_written_and_skipped(converted):
     assert summary.skipped_scenes == [
         ("fruit_stills_dataset/Scene8", "10 photos, but the fruit layouts have 12 or 8")]
     assert dict(summary.skipped_files) == {
-        "macOS metadata (__MACOSX/)": 1,
-        "hidden file (.DS_Store and other dot-files)": 2,
-        "not an image file": 1,
-        photo_layouts.SKIP_IN_SKIPPED_SCENE: 10,
+        photo_source.SKIP_MACOS: 1, photo_source.SKIP_HIDDEN: 2,
+        photo_source.SKIP_NOT_IMAGE: 1,
     }
+    assert dict(summary.skipped_photos) == {photo_layouts.SKIP_IN_SKIPPED_SCENE: 10}
     text = summary.format()
+    assert "input: 86 files, 82 photos, 4 other files skipped (2 hidden dot-file" in text
     assert "scenes: 8 found, 7 written (5 train, 2 test), 1 skipped" in text
-    assert "photos: 82 found, 72 written, 10 skipped" in text
+    assert "photos: 82 found, 72 written, 10 skipped (10 in a skipped scene)" in text
     assert "natural file-name order" in text
 
 
@@ -354,7 +354,7 @@ def test_manifest_gives_each_photo_its_pose(tmp_path):
                               ["scene", "image", "x", "y", "z", "yaw", "pitch"], rows)
     summary = convert(options(tmp_path, folder, manifest=manifest, test_fraction=0.0))
     assert summary.split_scenes == {"train": ["desk", "kitchen"]}
-    assert dict(summary.skipped_files) == {photo_layouts.SKIP_NOT_IN_MANIFEST: 1}
+    assert dict(summary.skipped_photos) == {photo_layouts.SKIP_NOT_IN_MANIFEST: 1}
     for frames, cameras in read_records(summary.output_path, "train"):
         for frame, camera in zip(frames, cameras):
             view = identify(frame)[1]
