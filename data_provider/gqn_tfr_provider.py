@@ -83,8 +83,10 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
     training = mode == "train"
     repeat = training if repeat is None else repeat
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
+    if image_size is not None and image_size < 1:
+        raise ValueError(f"image_size must be positive, got {image_size}")
     parser = _ExampleParser(info, context_size, image_size or info.frame_size,
-                            check_jpegs_only=skip_corrupt)
+                            assert_jpegs=not skip_corrupt)
 
     def input_fn(params):
         num_hosts, host_index = _host_shard(params.get("context"))
@@ -103,18 +105,19 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
             records = records.shard(num_hosts, host_index)
         if training:
             records = records.shuffle(shuffle_buffer_size, seed=seed)
+        if skip_corrupt:
+            records = _drop_corrupt(records.map(
+                parser.check_jpegs, num_parallel_calls=num_parallel_calls,
+                deterministic=not training))
         if repeat:
-            # After the reads: repeating an empty stream ends instead of hanging.
+            # After reading and dropping: repeating an empty stream ends
+            # instead of hanging.
             records = records.repeat()
         # Position -> per-example seed, distinct across hosts.
         records = records.enumerate().map(
             lambda position, named: (
                 tf.stack([tf.constant(seed, tf.int64),
                           position * num_hosts + host_index]), named))
-        if skip_corrupt:
-            records = _drop_corrupt(records.map(
-                parser.check_jpegs, num_parallel_calls=num_parallel_calls,
-                deterministic=not training))
         examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls,
                                deterministic=not training)
         examples = examples.batch(params["batch_size"], drop_remainder=True)
@@ -139,7 +142,7 @@ def _drop_corrupt(checked):
         num_skipped += tf.cast(tf.logical_not(is_valid), tf.int64)
         return num_skipped, element + (num_skipped,)
 
-    def keep(seed_pair, named, is_valid, num_skipped):
+    def keep(named, is_valid, num_skipped):
         def warn():
             with tf.control_dependencies([tf.print(
                     "skipping a record with a corrupt JPEG in", named[0],
@@ -151,17 +154,18 @@ def _drop_corrupt(checked):
     counted = checked.apply(
         tf.data.experimental.scan(tf.constant(0, tf.int64), count))
     return counted.filter(keep).map(
-        lambda seed_pair, named, is_valid, num_skipped: (seed_pair, named))
+        lambda named, is_valid, num_skipped: named)
 
 
 class _ExampleParser:
     """Turns one serialized scene into (features, target) for the model."""
 
-    def __init__(self, info, context_size, image_size, check_jpegs_only):
+    def __init__(self, info, context_size, image_size, assert_jpegs):
         self.info = info
         self.context_size = context_size
         self.image_size = image_size
-        self.check_jpegs_only = check_jpegs_only
+        # False when corrupt records are dropped before parsing instead.
+        self.assert_jpegs = assert_jpegs
 
     def _read(self, filename, record):
         parsed = tf.io.parse_single_example(record, {
@@ -177,10 +181,10 @@ class _ExampleParser:
                         _JPEG_END)
         return tf.reduce_all(starts & ends & (length >= 4))
 
-    def check_jpegs(self, seed_pair, named):
+    def check_jpegs(self, filename, record):
         """Flags a record whose JPEGs are truncated or not JPEGs at all."""
-        frames, _ = self._read(*named)
-        return seed_pair, named, self._jpegs_are_whole(frames)
+        frames, _ = self._read(filename, record)
+        return (filename, record), self._jpegs_are_whole(frames)
 
     def _assert_layout(self, filename, frames, cameras):
         info = self.info
@@ -196,7 +200,7 @@ class _ExampleParser:
                  f"camera values for", num_views,
                  f"views; expected {RAW_POSE_DIM} per view"]),
         ]
-        if not self.check_jpegs_only:
+        if self.assert_jpegs:
             checks.append(tf.debugging.Assert(
                 self._jpegs_are_whole(frames),
                 ["record in", filename, "holds a corrupt or truncated JPEG frame"]))

@@ -347,6 +347,15 @@ def test_corrupt_jpeg_skipped_and_counted_on_request(tmp_path, capfd):
     assert "2-of-2.tfrecord" in logged and "skipped so far: 1" in logged
 
 
+def test_set_of_only_corrupt_records_ends_when_skipping(tmp_path):
+    records = [coded_record(s, 6, 16) for s in range(2)]
+    write_coded_dataset(tmp_path, "coded", [6], num_files=1,
+                        records=[record.replace(b"\xff\xd9", b"\x00\x00")
+                                 for record in records])
+    assert read_batches(gqn_input_fn("coded", str(tmp_path), "train",
+                                     context_size=2, skip_corrupt=True), 1) == []
+
+
 def test_empty_record_files_end_instead_of_hanging(tmp_path):
     write_coded_dataset(tmp_path, "coded", [6, 6])
     for path in (tmp_path / "coded" / "train").glob("*.tfrecord"):
