@@ -46,6 +46,13 @@ def list_shard_files(root, dataset_name, split):
     return [os.path.join(split_dir, name) for name in names]
 
 
+def count_scenes(root, dataset_name, split):
+    """Scenes (records) in one split, e.g. to turn epochs into steps. Reads
+    every file once: seconds for our sets, long for a full DeepMind set."""
+    return sum(1 for path in list_shard_files(root, dataset_name, split)
+               for _ in tf.io.tf_record_iterator(path))
+
+
 def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
                  seed=None, repeat=None, shuffle_buffer_size=256,
                  num_parallel_reads=4,

@@ -44,8 +44,36 @@ def _rotate_z(vectors, angle):
     return np.stack([c * x - s * y, s * x + c * y, z], axis=-1)
 
 
+# numpy reduces over a length-3 last axis very slowly; these work on the
+# components instead (tens of times faster on ray batches).
+
 def _dot(a, b):
-    return np.einsum("...i,...i->...", a, b)
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
+def _normalize(v):
+    return v / np.sqrt(_dot(v, v))[..., None]
+
+
+def _min3(v):
+    return np.minimum(np.minimum(v[..., 0], v[..., 1]), v[..., 2])
+
+
+def _max3(v):
+    return np.maximum(np.maximum(v[..., 0], v[..., 1]), v[..., 2])
+
+
+def _axis_normals(scores, signs):
+    """Per row of (P, K) `scores`, the column of the largest and its unit
+    normal: column k stands for axis k % 3 with sign `signs[k]`."""
+    best = scores[:, 0].copy()
+    winner = np.zeros(len(scores), np.int64)
+    for column in range(1, scores.shape[1]):
+        wins = scores[:, column] > best
+        best[wins], winner[wins] = scores[wins, column], column
+    normals = np.zeros((len(scores), 3), np.float32)
+    normals[np.arange(len(scores)), winner % 3] = np.take(signs, winner)
+    return normals, winner
 
 
 # Primitives. Each answers two questions for a batch of rays or points:
@@ -72,8 +100,7 @@ class Ellipsoid:
 
     def surface(self, points):
         local = _rotate_z(points - self.center, -self.yaw) / self.radii ** 2
-        normals = _rotate_z(local, self.yaw)
-        return normals / np.linalg.norm(normals, axis=-1, keepdims=True), self.color
+        return _normalize(_rotate_z(local, self.yaw)), self.color
 
 
 class Box:
@@ -90,16 +117,14 @@ class Box:
         d = _rotate_z(dirs, -self.yaw)
         d = np.where(np.abs(d) < 1e-9, 1e-9, d)
         near, far = (-self.half - o) / d, (self.half - o) / d
-        t_in = np.minimum(near, far).max(axis=-1)
-        t_out = np.maximum(near, far).min(axis=-1)
+        t_in = _max3(np.minimum(near, far))
+        t_out = _min3(np.maximum(near, far))
         return np.where((t_out >= t_in) & (t_in > _EPS), t_in, np.inf)
 
     def surface(self, points):
         local = _rotate_z(points - self.center, -self.yaw) / self.half
-        axis = np.abs(local).argmax(axis=-1)
-        normals = np.zeros_like(local)
-        rows = np.arange(len(local))
-        normals[rows, axis] = np.sign(local[rows, axis])
+        faces = np.concatenate([local, -local], axis=-1)  # +x +y +z -x -y -z
+        normals, _ = _axis_normals(faces, [1, 1, 1, -1, -1, -1])
         return _rotate_z(normals, self.yaw), self.color
 
 
@@ -131,7 +156,7 @@ class Cylinder:
     def surface(self, points):
         radial = points - self.center
         radial[..., 2] = 0
-        radial /= np.maximum(np.linalg.norm(radial, axis=-1, keepdims=True), 1e-9)
+        radial /= np.maximum(np.sqrt(_dot(radial, radial)), 1e-9)[..., None]
         on_cap = (points[..., 2] > self.top - 1e-3)[..., None]
         return np.where(on_cap, np.float32([0, 0, 1]), radial), self.color
 
@@ -149,16 +174,14 @@ class Room:
         bound = np.where(dirs > 0, self.high, self.low)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = (bound - origins) / dirs
-        return np.where(np.isfinite(t) & (t > 0), t, np.inf).min(axis=-1)
+        return _min3(np.where(np.isfinite(t) & (t > 0), t, np.inf))
 
     def surface(self, points):
-        gaps = np.abs(np.concatenate([points - self.low, points - self.high], -1))
-        # columns: -x, -y, -z walls then +x, +y, +z walls
-        face = gaps.argmin(axis=-1)
-        axis, is_high = face % 3, face // 3
-        normals = np.zeros_like(points)
-        normals[np.arange(len(points)), axis] = np.where(is_high, -1.0, 1.0)
-        return normals, self.face_colors[2 * axis + is_high]
+        # The nearest wall; columns: -x, -y, -z walls then +x, +y, +z walls,
+        # whose inward normals point +, +, +, -, -, -.
+        closeness = -np.abs(np.concatenate([points - self.low, points - self.high], -1))
+        normals, face = _axis_normals(closeness, [1, 1, 1, -1, -1, -1])
+        return normals, self.face_colors[2 * (face % 3) + face // 3]
 
 
 class Scene:
@@ -187,7 +210,7 @@ def camera_rays(raw_poses, width, height, fov_y):
     v = (1 - (np.arange(height) + 0.5) / height * 2) * half_h
     dirs = (forward[:, None, None] + u[None, None, :, None] * right[:, None, None]
             + v[None, :, None, None] * up[:, None, None])
-    return (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)).astype(np.float32)
+    return _normalize(dirs).astype(np.float32)
 
 
 def render(scene, raw_poses, width, height, supersample=1):
@@ -206,8 +229,8 @@ def render(scene, raw_poses, width, height, supersample=1):
     owner = np.zeros(len(dirs), np.int64)
     for index, primitive in enumerate(primitives):
         t = primitive.distance(origins, dirs)
-        closer = t < nearest
-        nearest[closer], owner[closer] = t[closer], index
+        owner = np.where(t < nearest, index, owner)
+        nearest = np.minimum(nearest, t)
     points = origins + nearest[:, None] * dirs
     normals = np.empty_like(points)
     albedo = np.empty_like(points)
@@ -215,18 +238,21 @@ def render(scene, raw_poses, width, height, supersample=1):
         mask = owner == index
         normals[mask], albedo[mask] = primitive.surface(points[mask])
     to_light = scene.light - points
-    light_distance = np.linalg.norm(to_light, axis=-1)
+    light_distance = np.sqrt(_dot(to_light, to_light))
     to_light /= light_distance[:, None]
     lambert = np.clip(_dot(normals, to_light), 0, None)
-    lit = np.flatnonzero(lambert > 0)
-    shadow_origins = points[lit] + 1e-3 * normals[lit]
+    shadow_origins = points + 1e-3 * normals
     for primitive in scene.objects:
-        blocked = primitive.distance(shadow_origins, to_light[lit]) < light_distance[lit]
-        lambert[lit[blocked]] = 0
+        blocked = primitive.distance(shadow_origins, to_light) < light_distance
+        lambert = np.where(blocked, 0, lambert)
     shade = scene.ambient + (1 - scene.ambient) * lambert
     # Shading is applied in linear light; colours are specified in sRGB.
     rgb = albedo * shade[:, None] ** (1 / 2.2)
-    rgb = rgb.reshape(shape[0], height, supersample, width, supersample, 3).mean((2, 4))
+    rgb = rgb.reshape(shape[0], height, supersample, width, supersample, 3)
+    if supersample > 1:
+        rgb = rgb.mean((2, 4))
+    else:
+        rgb = rgb[:, :, 0, :, 0]
     return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from data_provider import record_writer, synthetic
-from data_provider.gqn_tfr_provider import gqn_input_fn
+from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
 from gqn.poses import encode_poses_np
 
 REAL_ROOT = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gqn-datasets"
@@ -187,6 +187,11 @@ def test_generated_still_life_mixes_12_and_8_view_scenes(tmp_path):
         views_of.setdefault(scene, set()).update(views)
     for scene, views in views_of.items():
         assert views == set(range(len(scenes[scene][0])))
+
+
+def test_count_scenes_counts_the_records_of_a_split(tmp_path):
+    write_coded_dataset(tmp_path, "coded", [6] * 5, num_files=3)
+    assert count_scenes(str(tmp_path), "coded", "train") == 5
 
 
 # Sampling.
