@@ -16,8 +16,8 @@ run on real records anywhere, in seconds. Two presets:
 World frame: z up; a camera at (x, y, z) with yaw about z from +x and pitch up
 from the horizon, the same raw pose the records store. Rendering is a numpy ray
 caster over every pixel of every view of a scene at once. Every scene draws
-from its own generator keyed by (seed, split, index): the output depends only
-on the seed and the scene's place, not on how many scenes are made.
+from its own generator keyed by (seed, split, index), so the output is the
+same however many worker processes render it.
 """
 import argparse
 import colorsys

@@ -79,7 +79,9 @@ def main(_):
                          f"{FLAGS.context_size}: {label}",
                          f"{examples_per_second:,.0f} examples/s"))
     width = max(len(label) for label, _ in rows)
-    print(f"\n{'what':<{width}} | throughput ({os.cpu_count()} cores)")
+    # Other work on the machine shows up in these numbers; say how much.
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"{'what':<{width}} | throughput ({os.cpu_count()} cores)")
     print(f"{'-' * width}-|-{'-' * 24}")
     for label, value in rows:
         print(f"{label:<{width}} | {value}")
