@@ -129,7 +129,8 @@ def main(_):
                 use_tpu=FLAGS.use_tpu)
         except tf.train.NanLossDuringTrainingError:
             raise training.TrainingDiverged(
-                f"the loss became NaN or Inf; training stopped and the last good "
+                f"the loss or its gradients became NaN or Inf; training stopped "
+                f"and the last good "
                 f"checkpoint in {FLAGS.model_dir} is kept. Try a lower learning "
                 f"rate (--hparams learning_rate_start=...) or check the data.") from None
     if FLAGS.export_dir:

@@ -12,7 +12,7 @@ import tensorflow.compat.v1 as tf
 from gqn import model, objective, schedules
 
 TRAIN_SCALARS = ("loss", "elbo", "kl", "nll", "bits_per_dim", "mse", "psnr",
-                 "sigma", "learning_rate")
+                 "sigma", "learning_rate", "gradient_norm")
 EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
                 "blockiness")
 NUM_DEBUG_IMAGES = 3
@@ -20,6 +20,9 @@ NOISE_SEED_KEY = "noise_seed"
 # Training scalars are also named `progress/<name>` so that session hooks
 # outside the model_fn (progress log, NaN guard) can fetch them on CPU/GPU.
 PROGRESS_SCOPE = "progress"
+# A local (never checkpointed) variable: were the last step's loss and
+# gradients finite? Read before each checkpoint save on CPU/GPU.
+LAST_STEP_FINITE = "training_health/last_step_finite"
 
 
 def _per_example_terms(gqn_config, features, labels, global_step):
@@ -70,6 +73,16 @@ def _host_call(model_dir, global_step, scalars, images, every_n_steps):
     return host_call_fn, tensors
 
 
+def _record_step_health(loss, gradient_norm):
+    """Op storing whether this step's loss and gradient norm are finite."""
+    finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(gradient_norm))
+    with tf.variable_scope(LAST_STEP_FINITE.split("/")[0]):
+        flag = tf.get_variable(LAST_STEP_FINITE.split("/")[1], initializer=True,
+                               trainable=False,
+                               collections=[tf.GraphKeys.LOCAL_VARIABLES])
+    return tf.assign(flag, finite)
+
+
 def _eval_metric_fn(**per_example):
     return {name: tf.metrics.mean(value) for name, value in per_example.items()}
 
@@ -112,12 +125,17 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             gqn_config.adam_epsilon)
         if use_tpu:
             optimizer = tf.tpu.CrossShardOptimizer(optimizer)
-        train_op = optimizer.minimize(loss, global_step,
-                                      var_list=trainable_variables(freeze_regex))
+        gradients = optimizer.compute_gradients(
+            loss, var_list=trainable_variables(freeze_regex))
+        gradient_norm = tf.linalg.global_norm([g for g, _ in gradients])
+        train_op = optimizer.apply_gradients(gradients, global_step)
+        if not use_tpu:
+            train_op = tf.group(train_op, _record_step_health(loss, gradient_norm))
 
         scalars = {name: tf.reduce_mean(terms[name])
                    for name in ("elbo", "kl", "nll", "bits_per_dim", "mse")}
         scalars.update(loss=loss, sigma=sigma, learning_rate=learning_rate,
+                       gradient_norm=gradient_norm,
                        psnr=tf.reduce_mean(objective.image_metrics(
                            labels, reconstruction.mean_image)["psnr"]))
         with tf.name_scope(PROGRESS_SCOPE + "/"):

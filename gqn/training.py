@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from gqn.checkpoints import global_step_of
-from gqn.model_fn import NOISE_SEED_KEY, PROGRESS_SCOPE
+from gqn.model_fn import LAST_STEP_FINITE, NOISE_SEED_KEY, PROGRESS_SCOPE
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or Inf."""
@@ -64,18 +64,33 @@ def format_duration(seconds):
 
 
 class NonFiniteLossGuard(tf.train.SessionRunHook):
-    """Stops training at the first NaN or Inf loss. Hooks passed to
-    Estimator.train run before its checkpoint saver, so the diverged step's
-    weights are never saved and the last checkpoint stays a good one."""
+    """Stops training at the first step whose loss or gradient norm is NaN
+    or Inf."""
 
     def begin(self):
-        self.loss = tf.get_default_graph().get_tensor_by_name(f"{PROGRESS_SCOPE}/loss:0")
+        graph = tf.get_default_graph()
+        self.watched = [graph.get_tensor_by_name(f"{PROGRESS_SCOPE}/{name}:0")
+                        for name in ("loss", "gradient_norm")]
 
     def before_run(self, run_context):
-        return tf.train.SessionRunArgs(self.loss)
+        return tf.train.SessionRunArgs(self.watched)
 
     def after_run(self, run_context, run_values):
-        if not np.isfinite(run_values.results):
+        if not np.all(np.isfinite(run_values.results)):
+            raise tf.train.NanLossDuringTrainingError
+
+
+class RefuseNonFiniteCheckpoints(tf.train.CheckpointSaverListener):
+    """Refuses to save after a step with a non-finite loss or gradient (the
+    checkpoint saver may run before the guard hook sees that step), so the
+    newest checkpoint is always one from before training diverged."""
+
+    def begin(self):
+        self.last_step_finite = tf.get_default_graph().get_tensor_by_name(
+            f"{LAST_STEP_FINITE}:0")
+
+    def before_save(self, session, global_step_value):
+        if not session.run(self.last_step_finite):
             raise tf.train.NanLossDuringTrainingError
 
 
@@ -89,12 +104,16 @@ def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
     if step >= max_steps:
         log(f"{estimator.model_dir} is already at step {step} >= max_steps "
             f"{max_steps}; nothing to train")
-    hooks = [] if use_tpu else [ProgressHook(batch_size, max_steps, progress_every),
-                                NonFiniteLossGuard()]
+    hooks, listeners = [], []
+    if not use_tpu:  # TPU tensors cannot be fetched by host-side hooks
+        hooks = [ProgressHook(batch_size, max_steps, progress_every),
+                 NonFiniteLossGuard()]
+        listeners = [RefuseNonFiniteCheckpoints()]
     metrics = None
     while step < max_steps:
         step = min(max_steps, step + eval_every) if eval_every else max_steps
-        estimator.train(train_input_fn, max_steps=step, hooks=hooks)
+        estimator.train(train_input_fn, max_steps=step, hooks=hooks,
+                        saving_listeners=listeners)
         step = global_step_of(estimator.model_dir)
         if eval_input_fn is not None and (eval_every or step >= max_steps):
             metrics = estimator.evaluate(eval_input_fn, steps=eval_steps)

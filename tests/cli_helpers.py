@@ -1,0 +1,37 @@
+"""Running the command-line entry points as a user does: a fresh Python
+process each, output captured."""
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Flags of a model small enough to train in seconds.
+TINY_MODEL_FLAGS = ["--preset", "tiny", "--img_size", "16", "--batch_size", "4",
+                    "--context_size", "3", "--seq_length", "2",
+                    "--hidden_channels", "8", "--z_channels", "4",
+                    "--hparams", "representation_channels=8,canvas_channels=8,"
+                    "lstm_kernel_size=3,sigma_anneal_steps=20"]
+
+
+def run_cli(script, *args, timeout=300):
+    """Runs `python <script> args...` from the repo; returns CompletedProcess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, os.path.join(REPO, script), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=REPO)
+
+
+def assert_ok(result):
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\n"
+        f"stderr:\n{result.stderr[-5000:]}")
+    return result
+
+
+def assert_refused(result, *fragments):
+    """Non-zero exit, one-line error naming each fragment, no traceback."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr[-3000:])
+    return result

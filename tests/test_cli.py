@@ -1,0 +1,200 @@
+"""The command-line product end to end on tiny generated data: train ->
+resume -> warm start -> eval -> export -> the SavedModel agrees with the
+predictor; the refusals; TensorBoard sees the scalars."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from tensorflow.python.summary.summary_iterator import summary_iterator
+
+from data_provider import synthetic
+from data_provider.scene_arrays import load_scenes
+from gqn.config import GQNConfig, config_path
+from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS
+from gqn.predictor import Predictor
+from tests.cli_helpers import TINY_MODEL_FLAGS, assert_ok, assert_refused, run_cli
+
+TRAIN = "train_gqn_draw.py"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    synthetic.generate_dataset(str(root / "data"), "rooms", "rooms",
+                               num_train_scenes=16, num_test_scenes=8,
+                               image_size=16, scenes_per_file=4, num_workers=1)
+    return root
+
+
+def data_flags(root):
+    return ["--data_dir", root / "data", "--dataset", "rooms"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(workspace):
+    """A model_dir trained 4 steps, then resumed to 6."""
+    model_dir = workspace / "pretrained"
+    common = [*data_flags(workspace), "--model_dir", model_dir, *TINY_MODEL_FLAGS,
+              "--save_checkpoints_steps", "2", "--summary_every_steps", "1",
+              "--log_every_steps", "2", "--eval_steps", "2", "--debug"]
+    first = assert_ok(run_cli(TRAIN, *common, "--max_steps", "4"))
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-4")
+    resumed = assert_ok(run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
+                                "--max_steps", "6", "--save_checkpoints_steps", "2"))
+    return model_dir, first, resumed
+
+
+def event_tags(folder):
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_train_resume_progress_and_summaries(pretrained):
+    model_dir, first, resumed = pretrained
+    config = GQNConfig.load(config_path(str(model_dir)))
+    assert (config.image_size, config.hidden_channels, config.seq_length) == (16, 8, 2)
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-6")
+    assert int(tf.train.load_variable(str(model_dir), "global_step")) == 6
+    assert "step 4/4" in first.stderr and "examples/s" in first.stderr
+    assert "ETA" in first.stderr
+    assert "step 6/6" in resumed.stderr and "step 2/" not in resumed.stderr
+    train_tags = event_tags(str(model_dir))
+    assert set(TRAIN_SCALARS) | {"target", "generation", "examples/sec"} <= train_tags
+    assert set(EVAL_METRICS) <= event_tags(str(model_dir / "eval"))
+
+
+def test_flag_contradicting_saved_config_is_refused(pretrained, workspace):
+    model_dir, _, _ = pretrained
+    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
+                     "--hidden_channels", "16", "--max_steps", "8")
+    assert_refused(result, "--hidden_channels=16", "hidden_channels=8",
+                   config_path(str(model_dir)))
+    assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-6")
+
+
+def test_warm_start_copies_weights_and_restarts_schedules(pretrained, workspace):
+    source, _, _ = pretrained
+    target = workspace / "finetuned"
+    assert_ok(run_cli(TRAIN, *data_flags(workspace), "--model_dir", target,
+                      "--warm_start_from", source, "--max_steps", "2",
+                      "--save_checkpoints_steps", "100", "--skip_eval"))
+    assert GQNConfig.load(config_path(str(target))) == GQNConfig.load(
+        config_path(str(source)))
+    source_reader = tf.train.load_checkpoint(str(source))
+    start_reader = tf.train.load_checkpoint(str(target / "model.ckpt-0"))
+    names = [name for name in source_reader.get_variable_to_shape_map()
+             if name.startswith("gqn/") and "Adam" not in name]
+    assert len(names) > 10
+    for name in names:
+        np.testing.assert_array_equal(start_reader.get_tensor(name),
+                                      source_reader.get_tensor(name), err_msg=name)
+    assert start_reader.get_tensor("global_step") == 0
+    assert int(tf.train.load_variable(str(target), "global_step")) == 2
+
+
+def test_warm_start_from_mismatched_model_lists_the_variables(pretrained, workspace):
+    source, _, _ = pretrained
+    target = workspace / "mismatch"
+    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", target,
+                     "--warm_start_from", source, "--hidden_channels", "12",
+                     "--max_steps", "1")
+    assert_refused(result, "does not fit this model", "generator_core/kernel",
+                   "shape:")
+    assert not os.path.exists(target / "model.ckpt-0.index")
+
+
+def test_warm_start_from_missing_checkpoint(workspace):
+    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", workspace / "x",
+                     *TINY_MODEL_FLAGS, "--warm_start_from", workspace / "nowhere")
+    assert_refused(result, "nowhere", "neither a model_dir nor a checkpoint")
+
+
+def test_unknown_dataset_lists_known_ones(workspace):
+    result = run_cli(TRAIN, "--data_dir", workspace / "data", "--dataset", "roms",
+                     "--model_dir", workspace / "y", *TINY_MODEL_FLAGS)
+    assert_refused(result, "'roms'", "rooms_ring_camera")
+    assert not os.path.exists(workspace / "y")
+
+
+def test_eval_writes_metrics_and_grid_and_compares(pretrained, workspace):
+    model_dir, _, _ = pretrained
+    output = workspace / "eval"
+    result = assert_ok(run_cli("eval_gqn.py", *data_flags(workspace), "--model_dir",
+                               model_dir, "--compare_model_dir", model_dir,
+                               "--output_dir", output, "--num_scenes", "6",
+                               "--num_samples", "2"))
+    metrics = json.loads((output / "metrics.json").read_text())
+    for name in ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim"):
+        assert set(metrics["model"][name]) == {"mean", "stderr"}
+        assert np.isfinite(metrics["model"][name]["mean"])
+    for baseline in ("nearest_context", "context_mean"):
+        assert set(metrics["baselines"][baseline]) == {"mse", "psnr", "ssim"}
+    assert metrics["num_scenes"] == 6
+    # the same model on the same scenes and noise scores identically
+    assert metrics["compare_model"] == metrics["model"]
+    assert "baseline: nearest_context" in result.stdout
+    from PIL import Image
+    grid = Image.open(output / "grid.png")
+    # 6 rows of 16px tiles scaled 6x; 3 context + target + 2 x (generated, spread)
+    assert grid.width > 7 * 16 * 6 and grid.height > 6 * 16 * 6
+
+
+def test_eval_refuses_a_folder_that_is_not_a_model_dir(workspace):
+    result = run_cli("eval_gqn.py", *data_flags(workspace), "--model_dir",
+                     workspace / "data", "--output_dir", workspace / "e2")
+    assert_refused(result, "gqn_config.json", "not a trained model_dir")
+
+
+def test_export_matches_the_predictor(pretrained, workspace):
+    model_dir, _, _ = pretrained
+    result = assert_ok(run_cli(TRAIN, "--model_dir", model_dir, "--export_dir",
+                               workspace / "export", "--export_batch_size", "2"))
+    export_path = result.stdout.strip().splitlines()[-1].split("SavedModel: ")[1]
+    scenes = load_scenes("rooms", str(workspace / "data"), 3, 2, seed=5)
+    seeds = np.array([17, 4])
+    predictor = Predictor(str(model_dir))
+    expected = predictor.render(scenes["context_frames"], scenes["context_poses"],
+                                scenes["query_pose"], seeds)[:, 0]
+    with tf.Graph().as_default(), tf.Session() as session:
+        meta = tf.saved_model.loader.load(session, ["serve"], export_path)
+        signature = meta.signature_def["serving_default"]
+        feeds = {signature.inputs[key].name: value for key, value in [
+            ("context_frames", scenes["context_frames"]),
+            ("context_poses", scenes["context_poses"]),
+            ("query_pose", scenes["query_pose"]), ("noise_seed", seeds)]}
+        served = session.run(signature.outputs["mean_image"].name, feeds)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    assert not np.allclose(served[0], served[1])
+
+
+def test_render_writes_gif_and_strip(pretrained, workspace):
+    model_dir, _, _ = pretrained
+    output = workspace / "render"
+    assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir, "--output_dir",
+                      output, *data_flags(workspace), "--num_frames", "6"))
+    from PIL import Image
+    gif = Image.open(output / "flyaround.gif")
+    assert gif.n_frames == 6
+    assert Image.open(output / "strip.png").width > 0
+
+
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(pretrained, workspace):
+    source, _, _ = pretrained
+    model_dir = workspace / "diverging"
+    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
+                     "--warm_start_from", source, "--skip_eval",
+                     "--save_checkpoints_steps", "1", "--max_steps", "20",
+                     "--hparams", "learning_rate_start=1e35")
+    assert_refused(result, "NaN or Inf", "last good checkpoint", str(model_dir))
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    reader = tf.train.load_checkpoint(latest)
+    assert 0 <= reader.get_tensor("global_step") < 20
+    # a step whose loss was NaN also made NaN weights: none were saved
+    for name in reader.get_variable_to_shape_map():
+        assert np.all(np.isfinite(reader.get_tensor(name))), (latest, name)

@@ -1,0 +1,146 @@
+"""The model_fn under TPUEstimator(use_tpu=False): TPU rules that CPU can
+check, train / resume / summaries, eval metrics and predictions."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from tensorflow.python.summary.summary_iterator import summary_iterator
+
+from gqn import estimator, model, objective
+from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS, model_fn_builder
+from tests.tiny import constant_batch, random_batch, tiny_config
+
+MODES = tf.estimator.ModeKeys
+
+
+def _call_model_fn(config, mode, model_dir="/tmp/unused", **builder_args):
+    features, labels = constant_batch(config)
+    run_config = tf.estimator.tpu.RunConfig(model_dir=model_dir)
+    model_fn = model_fn_builder(config, **builder_args)
+    return model_fn(features, labels if mode != MODES.PREDICT else None, mode,
+                    {"batch_size": config.batch_size}, run_config)
+
+
+def test_train_collects_no_v1_summaries_and_has_static_shapes():
+    with tf.Graph().as_default() as graph:
+        spec = _call_model_fn(tiny_config(), MODES.TRAIN, debug_images=True)
+        assert graph.get_collection(tf.GraphKeys.SUMMARIES) == []
+        host_call_fn, tensors = spec.host_call
+        assert set(TRAIN_SCALARS) <= set(tensors)
+        for name, tensor in tensors.items():
+            assert tensor.shape.rank >= 1, name
+            assert tensor.shape.is_fully_defined(), name
+        for op in graph.get_operations():
+            for output in op.outputs:
+                if output.dtype != tf.resource and op.type not in ("Const",):
+                    assert output.shape.rank is not None, op.name
+
+
+def test_forward_loss_and_gradients_compile_with_xla():
+    config = tiny_config()
+    features, labels = random_batch(config)
+
+    def loss_and_gradients(frames, poses, query, target):
+        inputs = {"context_frames": frames, "context_poses": poses, "query_pose": query}
+        rendering = model.reconstruct(config, inputs, target,
+                                      model.standard_noise(config, config.batch_size))
+        terms = objective.elbo_terms(target, rendering.mean_image, 0.7,
+                                     model.step_kls(rendering))
+        loss = tf.reduce_mean(terms["elbo"])
+        return [loss] + tf.gradients(loss, tf.trainable_variables())
+
+    with tf.Graph().as_default():
+        inputs = [tf.constant(features["context_frames"]),
+                  tf.constant(features["context_poses"]),
+                  tf.constant(features["query_pose"]), tf.constant(labels)]
+        compiled = tf.xla.experimental.compile(loss_and_gradients, inputs)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            values = session.run(compiled)
+    assert np.isfinite(values[0]) and values[0] > 0
+    assert all(np.all(np.isfinite(g)) for g in values[1:])
+    assert any(np.any(g != 0) for g in values[1:])
+
+
+def test_eval_spec_reports_every_metric():
+    with tf.Graph().as_default():
+        spec = _call_model_fn(tiny_config(), MODES.EVAL)
+        metric_fn, tensors = spec.eval_metrics
+        assert set(tensors) == set(EVAL_METRICS)
+        assert all(t.shape.as_list() == [4] for t in tensors.values())
+        assert set(metric_fn(**tensors)) == set(EVAL_METRICS)
+
+
+def test_freeze_regex_trains_only_the_rest():
+    with tf.Graph().as_default():
+        _call_model_fn(tiny_config(), MODES.TRAIN, freeze_regex="representation")
+        slots = [v.op.name for v in tf.global_variables() if "/Adam" in v.op.name]
+        assert slots and not any("representation" in name for name in slots)
+        assert any("generator_core" in name for name in slots)
+    with tf.Graph().as_default(), pytest.raises(ValueError, match="matches every"):
+        _call_model_fn(tiny_config(), MODES.TRAIN, freeze_regex=".*")
+
+
+def _input_fn(config, seed=0):
+    features, labels = random_batch(config, seed=seed, batch_size=4 * config.batch_size)
+
+    def input_fn(params):
+        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+        return dataset.repeat().batch(params["batch_size"], drop_remainder=True)
+    return input_fn
+
+
+def _event_tags(model_dir):
+    tags = {}
+    for path in glob.glob(os.path.join(model_dir, "events.out.tfevents.*")):
+        for event in summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def test_train_checkpoint_resume_and_host_call_summaries(tmp_path):
+    config = tiny_config()
+    model_dir = str(tmp_path / "model")
+
+    def make():
+        run_config = estimator.make_run_config(model_dir, save_checkpoints_steps=3,
+                                               log_step_count_steps=1, seed=1)
+        return estimator.make_estimator(config, run_config, summary_every_steps=1)
+
+    make().train(_input_fn(config), max_steps=3)
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-3")
+    resumed = make()
+    resumed.train(_input_fn(config), max_steps=5)
+    assert resumed.get_variable_value("global_step") == 5
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-5")
+
+    tags = _event_tags(model_dir)
+    for name in TRAIN_SCALARS:
+        assert name in tags, f"host_call scalar {name} missing; got {sorted(tags)}"
+    assert sorted(set(tags["elbo"])) == [0, 1, 2, 3, 4]
+
+    metrics = resumed.evaluate(_input_fn(config, seed=1), steps=2)
+    for name in EVAL_METRICS:
+        assert np.isfinite(metrics[name]), name
+    assert metrics["global_step"] == 5
+
+    seeds = np.array([11, 12, 11, 13])
+    features, _ = random_batch(config)
+    features["context_frames"][2] = features["context_frames"][0]
+    features["context_poses"][2] = features["context_poses"][0]
+    features["query_pose"][2] = features["query_pose"][0]
+    features["noise_seed"] = seeds
+
+    def predict_input_fn(params):
+        return tf.data.Dataset.from_tensor_slices(features).batch(
+            params["batch_size"], drop_remainder=True)
+
+    first = [p["mean_image"] for p in resumed.predict(predict_input_fn)]
+    second = [p["mean_image"] for p in resumed.predict(predict_input_fn)]
+    assert first[0].shape == (16, 16, 3)
+    np.testing.assert_array_equal(np.stack(first), np.stack(second))
+    np.testing.assert_allclose(first[0], first[2], atol=1e-6)
+    assert not np.allclose(first[0], first[1])
