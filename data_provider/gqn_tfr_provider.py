@@ -106,16 +106,14 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
             lambda name: tf.data.TFRecordDataset(name).map(
                 lambda record: (name, record)),
             cycle_length=num_parallel_reads,
-            num_parallel_calls=num_parallel_reads,
-            deterministic=not training)
+            num_parallel_calls=num_parallel_reads)
         if len(files) < num_hosts:
             records = records.shard(num_hosts, host_index)
         if training:
             records = records.shuffle(shuffle_buffer_size, seed=seed)
         if skip_corrupt:
             records = _drop_corrupt(records.map(
-                parser.check_jpegs, num_parallel_calls=num_parallel_calls,
-                deterministic=not training))
+                parser.check_jpegs, num_parallel_calls=num_parallel_calls))
         if repeat:
             # After reading and dropping: repeating an empty stream ends
             # instead of hanging.
@@ -125,10 +123,13 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
             lambda position, named: (
                 tf.stack([tf.constant(seed, tf.int64),
                           position * num_hosts + host_index]), named))
-        examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls,
-                               deterministic=not training)
+        examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls)
         examples = examples.batch(params["batch_size"], drop_remainder=True)
-        return examples.prefetch(tf.data.experimental.AUTOTUNE)
+        # Training may take whichever read or decode finishes first; 'test'
+        # keeps its order. (An option rather than per-op flags: TF 1.15 has it.)
+        options = tf.data.Options()
+        options.experimental_deterministic = not training
+        return examples.prefetch(tf.data.experimental.AUTOTUNE).with_options(options)
 
     return input_fn
 
