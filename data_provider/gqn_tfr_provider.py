@@ -205,7 +205,7 @@ class _ExampleParser:
             tf.debugging.Assert(
                 tf.equal(tf.size(cameras), RAW_POSE_DIM * num_views),
                 ["record in", filename, "has", tf.size(cameras),
-                 f"camera values for", num_views,
+                 "camera values for", num_views,
                  f"views; expected {RAW_POSE_DIM} per view"]),
         ]
         if self.assert_jpegs:
@@ -234,6 +234,8 @@ class _ExampleParser:
         return tf.clip_by_value(tf.image.resize(frames, [size, size], method), 0., 1.)
 
     def parse(self, seed_pair, named):
+        """Draws context_size + 1 views keyed by `seed_pair`; the last is the
+        target."""
         filename, record = named
         frames, cameras = self._read(filename, record)
         with tf.control_dependencies(self._assert_layout(filename, frames, cameras)):
