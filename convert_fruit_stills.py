@@ -15,6 +15,7 @@ import sys
 
 from absl import app, flags
 
+from data_provider import fruit_stills
 from data_provider.photo_layouts import ANGLE_UNITS, ORDER_NAME, PHOTO_ORDERS
 
 flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, or a folder "
@@ -39,10 +40,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    # Imported here rather than at the top: the conversion workers are spawned
-    # processes that re-import this module, and they must not load TensorFlow.
-    from data_provider import fruit_stills
-
     options = fruit_stills.ConversionOptions(
         input_path=FLAGS.input, output_dir=FLAGS.output_dir, name=FLAGS.name,
         image_size=FLAGS.image_size, test_fraction=FLAGS.test_fraction,
