@@ -203,9 +203,9 @@ def _convert_scenes(source, plan, options, progress_stream):
     """Each scene's ConvertedPhotos, in plan order, paired with plan poses.
 
     Workers are not forked from this process, which has TensorFlow running.
-    They fork from a single-threaded forkserver that imports the main module
-    and the worker module once (importing the data_provider package loads
-    TensorFlow, 3-4 s), instead of every spawned worker importing them again.
+    They fork from a forkserver that does nothing but import the main module
+    and the worker module, once per run (importing the data_provider package
+    loads TensorFlow, 3-4 s), instead of every spawned worker importing them.
     """
     read_times = plan.reorder == photo_layouts.ORDER_EXIF_TIME
     workers = min(options.workers or os.cpu_count() or 1, len(plan.scenes))

@@ -373,6 +373,14 @@ def test_manifest_in_the_seven_number_form(tmp_path):
     np.testing.assert_allclose(pose, [1, 2, 0, 3 * np.pi / 4, 0], atol=1e-4)
 
 
+def test_manifest_angles_in_radians(tmp_path):
+    manifest = write_manifest(tmp_path / "poses.csv",
+                              ["scene", "image", "x", "y", "z", "yaw", "pitch"],
+                              [["a", "a/1.jpg", 1, 2, 3, 1.5, -0.25]])
+    [(_, _, _, pose)] = photo_layouts.read_manifest(manifest, angle_unit="radians")
+    np.testing.assert_allclose(pose, [1, 2, 3, 1.5, -0.25], atol=1e-6)
+
+
 def bomb_png(width=20000, height=20000):
     """A tiny PNG whose header claims 400 megapixels."""
     def chunk(kind, payload):
