@@ -12,7 +12,7 @@ warm-start source's config, else from --preset.
 import tensorflow.compat.v1 as tf
 from absl import flags, logging
 
-from data_provider.gqn_tfr_provider import gqn_input_fn
+from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
 from gqn import cli_flags, estimator, training
 from gqn.checkpoints import check_warm_start, resolve_checkpoint
 from gqn.config import GQNConfig, config_path
@@ -76,7 +76,6 @@ def _config_for_run():
 def _max_steps(config):
     if FLAGS.train_epochs is None:
         return FLAGS.max_steps
-    from data_provider.gqn_tfr_provider import count_scenes
     scenes = count_scenes(FLAGS.data_dir, FLAGS.dataset, "train")
     return max(1, FLAGS.train_epochs * scenes // config.batch_size)
 

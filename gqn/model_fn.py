@@ -8,6 +8,7 @@ eval_metrics, static shapes throughout, CrossShardOptimizer only on TPU.
 import re
 
 import tensorflow.compat.v1 as tf
+from tensorboard.plugins.image import metadata as image_metadata
 
 from gqn import model, objective, schedules
 
@@ -51,6 +52,22 @@ def trainable_variables(freeze_regex=None):
     return variables
 
 
+def _image_summary(name, images, step):
+    """TensorBoard image summary of float [0, 1] images (B, H, W, 3).
+
+    Written directly in the image plugin's format ([width, height, PNG...])
+    because tf.summary.image leaves an unused assert op in graph mode, which
+    TensorFlow reports as an error at every graph teardown.
+    """
+    height, width = images.shape.as_list()[1:3]
+    pixels = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
+    pngs = [tf.image.encode_png(pixels[i]) for i in range(images.shape[0])]
+    tensor = tf.stack([tf.as_string(width), tf.as_string(height)] + pngs)
+    tf.compat.v2.summary.write(name, tensor, step=step,
+                               metadata=image_metadata.create_summary_metadata(
+                                   display_name=name, description=None))
+
+
 def _host_call(model_dir, global_step, scalars, images, every_n_steps):
     """host_call that writes v2 summaries from the host (TPU-safe); all its
     tensors get a leading dimension (TPU concatenates them over cores)."""
@@ -63,8 +80,7 @@ def _host_call(model_dir, global_step, scalars, images, every_n_steps):
                 tf.compat.v2.summary.scalar(name, tf.reduce_mean(tensors[name]),
                                             step=step)
             for name in images:
-                tf.compat.v2.summary.image(name, tensors[name], step=step,
-                                           max_outputs=NUM_DEBUG_IMAGES)
+                _image_summary(name, tensors[name], step)
             return tf.summary.all_v2_summary_ops()
 
     tensors = {"global_step": tf.reshape(global_step, [1])}
@@ -144,11 +160,18 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
         images = {}
         if debug_images:
             shown = slice(0, NUM_DEBUG_IMAGES)
-            generation = model.generate(
-                gqn_config, features, model.standard_noise(gqn_config, batch_size))
+
+            def generate():
+                return model.generate(gqn_config, features, model.standard_noise(
+                    gqn_config, batch_size)).mean_image[shown]
+
+            # The extra generation unroll only runs on steps that are written.
+            generation = tf.cond(
+                tf.equal(global_step % summary_every_steps, 0), generate,
+                lambda: tf.zeros_like(labels[shown]))
             images = {"target": labels[shown],
                       "reconstruction": reconstruction.mean_image[shown],
-                      "generation": generation.mean_image[shown]}
+                      "generation": generation}
         host_call = _host_call(config.model_dir, global_step, scalars, images,
                                summary_every_steps)
         return tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,

@@ -6,20 +6,28 @@ radians (DeepMind's gqn-datasets layout). The network sees the 7-vector
 predictor and the converters all go through these two functions so the order
 can never drift between them.
 """
+import types
+
 import numpy as np
+import tensorflow.compat.v1 as tf
 
 RAW_POSE_DIM = 5
 POSE_DIM = 7
 
 
+def _encode_with(ops, raw):
+    """The encoding written once, for any array library with concat/sin/cos."""
+    position, yaw, pitch = raw[..., :3], raw[..., 3:4], raw[..., 4:5]
+    return ops.concat([position, ops.sin(yaw), ops.cos(yaw),
+                       ops.sin(pitch), ops.cos(pitch)], axis=-1)
+
+
+_NUMPY_OPS = types.SimpleNamespace(concat=np.concatenate, sin=np.sin, cos=np.cos)
+
+
 def encode_poses(raw):
     """Encodes raw (..., 5) poses as (..., 7) float32 in graph mode."""
-    import tensorflow.compat.v1 as tf
-
-    raw = tf.convert_to_tensor(raw, dtype=tf.float32)
-    position, yaw, pitch = raw[..., :3], raw[..., 3:4], raw[..., 4:5]
-    return tf.concat([position, tf.sin(yaw), tf.cos(yaw),
-                      tf.sin(pitch), tf.cos(pitch)], axis=-1)
+    return _encode_with(tf, tf.convert_to_tensor(raw, dtype=tf.float32))
 
 
 def encode_poses_np(raw):
@@ -29,9 +37,7 @@ def encode_poses_np(raw):
         raise ValueError(
             f"raw poses must end in {RAW_POSE_DIM} values (x, y, z, yaw, pitch),"
             f" got shape {raw.shape}")
-    position, yaw, pitch = raw[..., :3], raw[..., 3:4], raw[..., 4:5]
-    return np.concatenate([position, np.sin(yaw), np.cos(yaw),
-                           np.sin(pitch), np.cos(pitch)], axis=-1)
+    return _encode_with(_NUMPY_OPS, raw)
 
 
 def decode_poses_np(encoded):

@@ -111,10 +111,14 @@ def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
         listeners = [RefuseNonFiniteCheckpoints()]
     metrics = None
     while step < max_steps:
-        step = min(max_steps, step + eval_every) if eval_every else max_steps
-        estimator.train(train_input_fn, max_steps=step, hooks=hooks,
+        target = min(max_steps, step + eval_every) if eval_every else max_steps
+        estimator.train(train_input_fn, max_steps=target, hooks=hooks,
                         saving_listeners=listeners)
-        step = global_step_of(estimator.model_dir)
+        previous, step = step, global_step_of(estimator.model_dir)
+        if step == previous:
+            raise ValueError(f"the training data ran out at step {step} without "
+                             "a single batch: is the train split empty, or "
+                             "smaller than one batch?")
         if eval_input_fn is not None and (eval_every or step >= max_steps):
             metrics = estimator.evaluate(eval_input_fn, steps=eval_steps)
             log("eval at step %d: %s" % (step, "  ".join(

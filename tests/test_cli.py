@@ -4,6 +4,11 @@ predictor; the refusals; TensorBoard sees the scalars."""
 import glob
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -43,7 +48,8 @@ def pretrained(workspace):
     first = assert_ok(run_cli(TRAIN, *common, "--max_steps", "4"))
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-4")
     resumed = assert_ok(run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
-                                "--max_steps", "6", "--save_checkpoints_steps", "2"))
+                                "--max_steps", "6", "--save_checkpoints_steps", "2",
+                                "--summary_every_steps", "1"))
     return model_dir, first, resumed
 
 
@@ -198,3 +204,59 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(pretrained, work
     # a step whose loss was NaN also made NaN weights: none were saved
     for name in reader.get_variable_to_shape_map():
         assert np.all(np.isfinite(reader.get_tensor(name))), (latest, name)
+
+
+def test_empty_train_split_is_reported_not_looped(workspace, tmp_path):
+    root = tmp_path / "data"
+    synthetic.generate_dataset(str(root), "rooms", "rooms", num_train_scenes=1,
+                               num_test_scenes=1, image_size=16, num_workers=1)
+    result = run_cli(TRAIN, "--data_dir", root, "--dataset", "rooms", "--model_dir",
+                     tmp_path / "m", *TINY_MODEL_FLAGS, "--max_steps", "3",
+                     "--skip_eval")
+    assert_refused(result, "training data ran out at step 0")
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_train_and_eval_scalars(pretrained):
+    model_dir, _, _ = pretrained
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(model_dir),
+         "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/data/plugin/scalars"
+    try:
+        deadline, tags = time.time() + 90, {}
+        while time.time() < deadline:
+            try:
+                tags = _get_json(f"{base}/tags")
+                if "elbo" in tags.get(".", {}) and "elbo" in tags.get("eval", {}):
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert set(TRAIN_SCALARS) <= set(tags.get(".", {})), tags
+        assert set(EVAL_METRICS) <= set(tags.get("eval", {})), tags
+        series = _get_json(f"{base}/scalars?run=.&tag=elbo")
+        assert [step for _, step, _ in series] == list(range(6))
+        assert all(np.isfinite(value) and value > 0 for _, _, value in series)
+        evals = _get_json(f"{base}/scalars?run=eval&tag=psnr")
+        assert [step for _, step, _ in evals] == [4, 6]
+        image_tags = _get_json(f"http://127.0.0.1:{port}/data/plugin/images/tags")
+        assert {"target", "reconstruction", "generation"} <= set(image_tags["."])
+        shown = _get_json(f"http://127.0.0.1:{port}/data/plugin/images/images"
+                          "?run=.&tag=generation&sample=0")
+        assert shown and shown[0]["width"] == 16 and shown[0]["height"] == 16
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
