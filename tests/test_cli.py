@@ -2,6 +2,7 @@
 resume -> warm start -> eval -> export -> the SavedModel agrees with the
 predictor; the refusals; TensorBoard sees the scalars."""
 import glob
+import io
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from PIL import Image
 from tensorflow.python.summary.summary_iterator import summary_iterator
 
 from data_provider import synthetic
@@ -210,6 +212,8 @@ def test_empty_train_split_is_reported_not_looped(workspace, tmp_path):
     root = tmp_path / "data"
     synthetic.generate_dataset(str(root), "rooms", "rooms", num_train_scenes=1,
                                num_test_scenes=1, image_size=16, num_workers=1)
+    for shard in (root / "rooms" / "train").glob("*.tfrecord"):
+        shard.write_bytes(b"")  # a valid TFRecord file holding no records
     result = run_cli(TRAIN, "--data_dir", root, "--dataset", "rooms", "--model_dir",
                      tmp_path / "m", *TINY_MODEL_FLAGS, "--max_steps", "3",
                      "--skip_eval")
@@ -254,9 +258,13 @@ def test_tensorboard_serves_train_and_eval_scalars(pretrained):
         assert [step for _, step, _ in evals] == [4, 6]
         image_tags = _get_json(f"http://127.0.0.1:{port}/data/plugin/images/tags")
         assert {"target", "reconstruction", "generation"} <= set(image_tags["."])
-        shown = _get_json(f"http://127.0.0.1:{port}/data/plugin/images/images"
-                          "?run=.&tag=generation&sample=0")
-        assert shown and shown[0]["width"] == 16 and shown[0]["height"] == 16
+        plugin = f"http://127.0.0.1:{port}/data/plugin/images"
+        shown = _get_json(f"{plugin}/images?run=.&tag=generation&sample=0")
+        assert [entry["step"] for entry in shown] == list(range(4))  # --debug run only
+        with urllib.request.urlopen(f"{plugin}/individualImage?{shown[-1]['query']}",
+                                    timeout=5) as response:
+            picture = Image.open(io.BytesIO(response.read()))
+        assert (picture.format, picture.size) == ("PNG", (16, 16))
     finally:
         server.terminate()
         server.wait(timeout=30)
