@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 from absl import flags, logging
 
 from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
-from gqn import cli_flags, estimator, training
+from gqn import cli_flags, estimator, hardware, training
 from gqn.checkpoints import check_warm_start, resolve_checkpoint
 from gqn.config import GQNConfig, config_path
 
@@ -83,6 +83,8 @@ def _max_steps(config):
 def main(_):
     tf.logging.set_verbosity(tf.logging.INFO)
     config, resumed = _config_for_run()
+    config = config.replace(precision=hardware.effective_precision(
+        config.precision, FLAGS.use_tpu, logging.warning))
     if FLAGS.data_dir is None and not (FLAGS.export_dir and resumed):
         raise cli_flags.FlagError("--data_dir is required to train (only "
                                   "--export_dir on a trained --model_dir works without it)")

@@ -27,6 +27,10 @@ MODEL_FLAG_FIELDS = {
 }
 
 
+# How a run computes, not what the model is: a resumed run may change these.
+RUN_CHOICE_FIELDS = ("precision",)
+
+
 class FlagError(ValueError):
     """A user error in the flags: reported as one line and a non-zero exit."""
 
@@ -132,7 +136,9 @@ def resolve_config(saved, overrides, saved_path=None):
         if saved is None:
             return preset(FLAGS.preset, **overrides)
         for field, value in overrides.items():
-            if getattr(saved, field) != value:
+            if field in RUN_CHOICE_FIELDS:
+                saved = saved.replace(**{field: value})
+            elif getattr(saved, field) != value:
                 flag = next((name for name, f in MODEL_FLAG_FIELDS.items()
                              if f == field), None)
                 given = f"--{flag}={value}" if flag else f"--hparams {field}={value}"

@@ -72,12 +72,21 @@ def standard_noise(config, batch_size, seeds=None, sample_index=0):
         return [tf.random.normal([batch_size, size, size, channels])
                 for _ in range(config.seq_length)]
     per_example = [config.seq_length, size, size, channels]
-    index = tf.constant(sample_index, tf.int64)
+    index = tf.cast(sample_index, tf.int64)
     seeds = tf.cast(seeds, tf.int64)
     noise = tf.stack([
         tf.random.stateless_normal(per_example, seed=tf.stack([seeds[i], index]))
         for i in range(batch_size)])
     return tf.unstack(noise, axis=1)
+
+
+def content_seeds(images):
+    """One int seed per example from its pixels. Training draws its noise
+    from (this seed, global step), so a run's noise does not depend on batch
+    position, device split, precision or graph layout: variants of one run
+    can be compared step for step."""
+    sums = tf.reduce_sum(tf.cast(images, tf.float32), axis=[1, 2, 3])
+    return tf.bitcast(sums, tf.int32)
 
 
 def _render(config, features, noises, target=None, forced_latents=None):

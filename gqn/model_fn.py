@@ -30,8 +30,9 @@ def _per_example_terms(gqn_config, features, labels, global_step):
     """Reconstruction (posterior) unroll and its ELBO terms, per example."""
     batch_size = labels.shape.as_list()[0]
     sigma = schedules.pixel_sigma(gqn_config, global_step)
-    reconstruction = model.reconstruct(
-        gqn_config, features, labels, model.standard_noise(gqn_config, batch_size))
+    noise = model.standard_noise(gqn_config, batch_size, model.content_seeds(labels),
+                                 sample_index=global_step)
+    reconstruction = model.reconstruct(gqn_config, features, labels, noise)
     terms = objective.elbo_terms(labels, reconstruction.mean_image, sigma,
                                  model.step_kls(reconstruction))
     terms["bits_per_dim"] = objective.bits_per_dim(terms["elbo"],
