@@ -28,6 +28,7 @@ flags.DEFINE_integer("num_scenes", 64, "Test scenes evaluated (fewer if the "
 flags.DEFINE_integer("context_size", None, "Context views per scene (default: "
                      "the model's training context size).")
 flags.DEFINE_integer("num_samples", 4, "Samples per scene for the spread image.")
+cli_flags.define_precision_flag()
 flags.mark_flags_as_required(["data_dir", "model_dir", "output_dir"])
 
 
@@ -44,7 +45,8 @@ def main(_):
                          FLAGS.num_scenes, image_size=config.image_size,
                          seed=FLAGS.seed)
     _, table = evaluation.run_evaluation(model_dirs, scenes, FLAGS.output_dir,
-                                         num_samples=FLAGS.num_samples)
+                                         num_samples=FLAGS.num_samples,
+                                         precision=FLAGS.precision)
     print(f"{len(scenes['target'])} test scenes of {FLAGS.dataset}:")
     print(table)
     print(f"metrics: {os.path.join(FLAGS.output_dir, 'metrics.json')}")

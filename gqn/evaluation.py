@@ -124,13 +124,15 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def run_evaluation(model_dirs, scenes, output_dir, num_samples=4, labels=None):
+def run_evaluation(model_dirs, scenes, output_dir, num_samples=4, labels=None,
+                   precision=None):
     """Evaluates each model_dir on `scenes`, writes metrics.json and
     grid.png to output_dir and returns (metrics dict, table text).
 
     metrics.json: {"model": summary of the first model_dir, "baselines":
     {"nearest_context": ..., "context_mean": ...}, "compare_model": summary
-    of the second model_dir if given, "num_scenes": N}.
+    of the second model_dir if given, "num_scenes": N}. precision: as
+    Predictor's.
     """
     labels = labels or [os.path.basename(os.path.normpath(d)) for d in model_dirs]
     os.makedirs(output_dir, exist_ok=True)
@@ -138,7 +140,7 @@ def run_evaluation(model_dirs, scenes, output_dir, num_samples=4, labels=None):
     metrics = ImageMetrics(image_size)
     summaries, renderings = {}, []
     for label, model_dir in zip(labels, model_dirs):
-        predictor = Predictor(model_dir)
+        predictor = Predictor(model_dir, precision=precision)
         if predictor.config.image_size != image_size:
             raise ValueError(f"{model_dir} renders {predictor.config.image_size}px "
                              f"images but the scenes are {image_size}px")

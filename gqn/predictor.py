@@ -8,7 +8,7 @@ inputs and noise seeds gives the same images, as the exported SavedModel does.
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from gqn import model, objective, schedules
+from gqn import hardware, model, objective, schedules
 from gqn.checkpoints import resolve_checkpoint
 from gqn.config import GQNConfig, config_path
 from gqn.poses import POSE_DIM, RAW_POSE_DIM, encode_poses_np
@@ -30,12 +30,16 @@ class Predictor:
     A graph and session are built per input shape on first use and kept.
     """
 
-    def __init__(self, model_dir, checkpoint=None):
+    def __init__(self, model_dir, checkpoint=None, precision=None):
+        """precision: compute precision of the networks (default: the one
+        the model_dir trained with)."""
         path = config_path(model_dir)
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"{path} not found: {model_dir} is not a "
                                     "model_dir written by train_gqn_draw.py")
         self.config = GQNConfig.load(path)
+        self.config = self.config.replace(precision=hardware.effective_precision(
+            precision or self.config.precision, use_tpu=False, log=tf.logging.warning))
         self.checkpoint = resolve_checkpoint(checkpoint or model_dir)
         self._sessions = {}
 

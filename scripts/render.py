@@ -41,6 +41,7 @@ flags.DEFINE_integer("num_frames", 24, "Views along the ring.")
 flags.DEFINE_integer("strip_frames", 8, "Rendered views shown in strip.png.")
 flags.DEFINE_integer("seed", 0, "Noise seed (shared by every frame, so the "
                      "imagined scene stays the same as the camera moves).")
+cli_flags.define_precision_flag()
 flags.mark_flags_as_required(["model_dir", "output_dir"])
 
 
@@ -78,7 +79,7 @@ def main(_):
     if from_records == from_photos:
         raise ValueError("give either --data_dir and --dataset, or --photos_dir "
                          "and --poses_csv")
-    predictor = Predictor(FLAGS.model_dir)
+    predictor = Predictor(FLAGS.model_dir, precision=FLAGS.precision)
     config = predictor.config
     if from_records:
         frames, raw_poses = context_from_records(

@@ -19,6 +19,7 @@ from tensorflow.python.summary.summary_iterator import summary_iterator
 
 from data_provider import synthetic
 from data_provider.scene_arrays import load_scenes
+from gqn import hardware
 from gqn.config import GQNConfig, config_path
 from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS
 from gqn.predictor import Predictor
@@ -179,6 +180,12 @@ def test_export_matches_the_predictor(pretrained, workspace):
         served = session.run(signature.outputs["mean_image"].name, feeds)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert not np.allclose(served[0], served[1])
+    if hardware.cpu_has_bfloat16():  # same weights, networks in bfloat16
+        in_bfloat16 = Predictor(str(model_dir), precision="bfloat16").render(
+            scenes["context_frames"], scenes["context_poses"], scenes["query_pose"],
+            seeds)[:, 0]
+        gap = np.abs(in_bfloat16 - expected)
+        assert 0 < gap.mean() < 0.01, gap.mean()
 
 
 def test_render_writes_gif_and_strip(pretrained, workspace):

@@ -108,3 +108,17 @@ def test_fused_gates_equal_four_separate_convolutions():
         fused_values, unfused_values = session.run([fused, unfused])
     for a, b in zip(fused_values, unfused_values):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_flags_parse_and_bfloat16_fallback(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert hardware.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512f"}
+    assert hardware.cpu_flags(str(tmp_path / "absent")) == set()
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "avx512f"})
+    said = []
+    assert hardware.effective_precision("bfloat16", False, said.append) == "float32"
+    assert "lacks" in said[0] and "avx512_bf16" in said[0]
+    assert hardware.effective_precision("bfloat16", True, said.append) == "bfloat16"
+    assert hardware.effective_precision("float32", False, said.append) == "float32"
+    assert len(said) == 1
