@@ -30,6 +30,7 @@ setup(
             "gqn-train=train_gqn_draw:run",
             "gqn-eval=eval_gqn:run",
             "gqn-convert-fruit-stills=convert_fruit_stills:run",
+            "gqn-render=scripts.render:run",
         ],
     },
 )

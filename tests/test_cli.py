@@ -275,3 +275,17 @@ def test_tensorboard_serves_train_and_eval_scalars(pretrained):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_console_scripts_are_installed_and_answer_help():
+    """Each console script setup.py declares is installed beside the venv's
+    python and prints its flags."""
+    declared = {"gqn-train": "--warm_start_from", "gqn-eval": "--compare_model_dir",
+                "gqn-convert-fruit-stills": "--manifest", "gqn-render": "--poses_csv"}
+    for script, flag in declared.items():
+        path = os.path.join(os.path.dirname(sys.executable), script)
+        result = subprocess.run([path, "--helpfull"], capture_output=True, text=True,
+                                timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        # absl's help exits with status 1 by design
+        assert "Traceback" not in result.stderr, (script, result.stderr[-2000:])
+        assert flag in result.stdout, script
