@@ -4,11 +4,20 @@
     python3 train_gqn_draw.py --data_dir D --dataset fruit_stills --model_dir F \\
         --warm_start_from M --max_steps 20000
     python3 train_gqn_draw.py --model_dir M --export_dir E       # export only
+    python3 train_gqn_draw.py ... --strategy mirrored            # every local GPU
+    TF_CONFIG='{"cluster": ..., "task": ...}' python3 train_gqn_draw.py ... \
+        --strategy multi_worker                                   # on each machine
+    python3 train_gqn_draw.py ... --use_tpu --tpu NAME --tpu_zone ZONE
 
 A model_dir remembers its config (gqn_config.json) and resumes from its last
 checkpoint. Flags left unset come from the saved config, else from the
-warm-start source's config, else from --preset.
+warm-start source's config, else from --preset. --batch_size is the global
+batch however many devices share it; the learning-rate and sigma schedules
+are those of one device.
 """
+import json
+import os
+
 import tensorflow.compat.v1 as tf
 from absl import flags, logging
 
@@ -51,6 +60,11 @@ flags.DEFINE_string("tpu_zone", None, "Cloud TPU zone.")
 flags.DEFINE_string("gcp_project", None, "Cloud project of the TPU.")
 flags.DEFINE_integer("iterations_per_loop", 100, "TPU steps per host round trip.")
 flags.DEFINE_integer("num_shards", None, "TPU cores (default: all).")
+flags.DEFINE_enum("strategy", "none", list(estimator.STRATEGIES),
+                  "Several devices without a TPU: 'mirrored' trains on every "
+                  "local GPU, 'multi_worker' on every task of the cluster in "
+                  "TF_CONFIG (run the same command on each machine). "
+                  "--batch_size stays the global batch, split evenly.")
 flags.mark_flag_as_required("model_dir")
 
 
@@ -80,6 +94,12 @@ def _max_steps(config):
     return max(1, FLAGS.train_epochs * scenes // config.batch_size)
 
 
+def _is_chief_task():
+    """Is this process the chief of its TF_CONFIG cluster (or alone)?"""
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return task.get("type", "chief") in ("chief", "master")
+
+
 def main(_):
     tf.logging.set_verbosity(tf.logging.INFO)
     config, resumed = _config_for_run()
@@ -103,38 +123,69 @@ def main(_):
                                 seed=FLAGS.seed)
         train_input = reader("train")
         eval_input = None if FLAGS.skip_eval else reader("test")
-    tf.io.gfile.makedirs(FLAGS.model_dir)
-    config.save(config_path(FLAGS.model_dir))
+    if FLAGS.use_tpu and FLAGS.strategy != "none":
+        raise cli_flags.FlagError(f"--use_tpu and --strategy {FLAGS.strategy} "
+                                  "exclude each other (a TPU shards over its "
+                                  "cores without a strategy)")
+    if FLAGS.use_tpu and FLAGS.num_shards:
+        estimator.per_replica_batch_size(config.batch_size, FLAGS.num_shards,
+                                         "TPU cores (--num_shards)")
+    strategy = estimator.make_strategy(FLAGS.strategy)
+    multi_worker = estimator.is_multi_worker(strategy)
+    if strategy is not None:
+        estimator.per_replica_batch_size(config.batch_size,
+                                         strategy.num_replicas_in_sync,
+                                         f"replicas of --strategy {FLAGS.strategy}")
+    if not multi_worker or _is_chief_task():  # one writer per model_dir
+        tf.io.gfile.makedirs(FLAGS.model_dir)
+        config.save(config_path(FLAGS.model_dir))
     logging.info("config (%s):\n%s", config_path(FLAGS.model_dir),
                  config.to_json())
 
     resolver = (estimator.resolve_tpu(FLAGS.tpu, FLAGS.tpu_zone, FLAGS.gcp_project)
                 if FLAGS.use_tpu else None)
+    if resolver is not None:
+        estimator.per_replica_batch_size(
+            config.batch_size, estimator.tpu_core_count(resolver, FLAGS.num_shards),
+            f"cores of TPU {FLAGS.tpu}")
     run_config = estimator.make_run_config(
         FLAGS.model_dir, use_tpu=FLAGS.use_tpu, tpu_cluster_resolver=resolver,
         iterations_per_loop=FLAGS.iterations_per_loop, num_shards=FLAGS.num_shards,
         save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-        log_step_count_steps=FLAGS.log_every_steps, seed=FLAGS.seed)
+        log_step_count_steps=FLAGS.log_every_steps, seed=FLAGS.seed,
+        strategy=strategy)
     gqn_estimator = estimator.make_estimator(
         config, run_config, use_tpu=FLAGS.use_tpu, warm_start_from=warm_start,
         summary_every_steps=FLAGS.summary_every_steps, debug_images=FLAGS.debug,
         freeze_regex=FLAGS.freeze)
+    if strategy is not None and train_input is not None:
+        train_input = estimator.strategy_input_fn(train_input, config.batch_size)
+        if eval_input is not None:
+            eval_input = estimator.strategy_input_fn(eval_input, config.batch_size)
 
     if FLAGS.data_dir is not None:
         try:
-            training.train_and_evaluate(
-                gqn_estimator, train_input, _max_steps(config), eval_input_fn=eval_input,
-                eval_every=FLAGS.eval_every, eval_steps=FLAGS.eval_steps,
-                progress_every=FLAGS.log_every_steps, batch_size=config.batch_size,
-                use_tpu=FLAGS.use_tpu)
+            if multi_worker:
+                training.train_and_evaluate_multi_worker(
+                    gqn_estimator, train_input, _max_steps(config),
+                    eval_input_fn=eval_input, eval_steps=FLAGS.eval_steps,
+                    progress_every=FLAGS.log_every_steps,
+                    batch_size=config.batch_size)
+            else:
+                training.train_and_evaluate(
+                    gqn_estimator, train_input, _max_steps(config),
+                    eval_input_fn=eval_input, eval_every=FLAGS.eval_every,
+                    eval_steps=FLAGS.eval_steps,
+                    progress_every=FLAGS.log_every_steps,
+                    batch_size=config.batch_size, use_tpu=FLAGS.use_tpu)
         except tf.train.NanLossDuringTrainingError:
             raise training.TrainingDiverged(
                 f"the loss or its gradients became NaN or Inf; training stopped "
                 f"and the last good "
                 f"checkpoint in {FLAGS.model_dir} is kept. Try a lower learning "
                 f"rate (--hparams learning_rate_start=...) or check the data.") from None
-    if FLAGS.export_dir:
+    if FLAGS.export_dir and (not multi_worker or _is_chief_task()):
         path = training.export_saved_model(gqn_estimator, FLAGS.export_dir, config,
                                            FLAGS.export_batch_size)
         logging.info("SavedModel written to %s", path)

@@ -135,7 +135,11 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
 
 
 def _host_shard(context):
-    """(number of hosts, this host's index) from TPUEstimator's context."""
+    """(number of input pipelines, this one's index): one per TPU host from
+    TPUEstimator's context, one per worker from a tf.distribute.InputContext
+    (see gqn.estimator.strategy_input_fn)."""
+    if isinstance(context, tf.distribute.InputContext):
+        return context.num_input_pipelines, context.input_pipeline_id
     if context is None or context.num_hosts <= 1:
         return 1, 0
     _, host_index = context.current_input_fn_deployment()

@@ -31,3 +31,15 @@ def effective_precision(requested, use_tpu, log):
             f"{' / '.join(BFLOAT16_CPU_FLAGS)}: computing in float32")
         return "float32"
     return requested
+
+
+def use_logical_cpus(count):
+    """Splits the CPU into `count` logical devices (/cpu:0 ... /cpu:N-1), so
+    that a MirroredStrategy can run `count` replicas on one CPU (tests and
+    benchmarks of the distributed path). Must run before TensorFlow creates
+    any device (before the first session or op runs)."""
+    import tensorflow as tf2  # the 2.x API holds the device configuration
+    cpu = tf2.config.list_physical_devices("CPU")[0]
+    tf2.config.set_logical_device_configuration(
+        cpu, [tf2.config.LogicalDeviceConfiguration()] * count)
+    return [f"/cpu:{i}" for i in range(count)]

@@ -1,9 +1,18 @@
 """model_fn_builder: the GQN as a TPUEstimator model_fn.
 
 The same model_fn runs with use_tpu=False on CPU/GPU (TPUEstimator turns the
-spec into a plain EstimatorSpec) and on TPU. TPU rules kept here: no v1
-summaries (scalars and images go through host_call), eval metrics through
-eval_metrics, static shapes throughout, CrossShardOptimizer only on TPU.
+spec into a plain EstimatorSpec), on TPU, and once per replica under a
+tf.distribute strategy (plain Estimator, see gqn.estimator). TPU rules kept
+here: no v1 summaries (scalars and images go through host_call), eval metrics
+through eval_metrics, static shapes throughout, CrossShardOptimizer only on
+TPU.
+
+Under a strategy the v1 optimizer scales the mean loss by 1/replicas before
+the gradients and sums them over replicas, so every step is the global
+batch's mean-loss step, as on one device. The logged scalars are averaged
+over replicas (as host_call averages them over TPU cores); gradient_norm is
+then the mean of the replicas' norms of their own gradient share, not the
+norm of the summed gradient.
 """
 import re
 
@@ -94,10 +103,53 @@ def _record_step_health(loss, gradient_norm):
     """Op storing whether this step's loss and gradient norm are finite."""
     finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(gradient_norm))
     with tf.variable_scope(LAST_STEP_FINITE.split("/")[0]):
-        flag = tf.get_variable(LAST_STEP_FINITE.split("/")[1], initializer=True,
+        flag = tf.get_variable(LAST_STEP_FINITE.split("/")[1], shape=[],
+                               dtype=tf.bool,
+                               initializer=tf.constant_initializer(True),
                                trainable=False,
-                               collections=[tf.GraphKeys.LOCAL_VARIABLES])
+                               collections=[tf.GraphKeys.LOCAL_VARIABLES],
+                               # every replica stores the same (averaged) flag
+                               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     return tf.assign(flag, finite)
+
+
+def _replica():
+    """(number of replicas in sync, this replica's index, or None when it is
+    not known statically); (1, 0) outside a tf.distribute strategy and under
+    TPUEstimator, which shards without one."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: not where a model_fn runs
+        return 1, 0
+    return (context.num_replicas_in_sync,
+            tf.get_static_value(context.replica_id_in_sync_group))
+
+
+def _mean_over_replicas(scalars):
+    """The dict's scalars averaged over replicas, in one all-reduce."""
+    num_replicas, _ = _replica()
+    if num_replicas == 1:
+        return scalars
+    names = sorted(scalars)
+    stacked = tf.stack([tf.cast(scalars[name], tf.float32) for name in names])
+
+    # merge_call + reduce_to rather than ReplicaContext.all_reduce, whose
+    # gradient wrapper cannot find per-replica variables in graph mode.
+    def mean(strategy, per_replica):
+        return strategy.extended.reduce_to(tf.distribute.ReduceOp.MEAN,
+                                           per_replica, destinations=per_replica)
+
+    averaged = tf.distribute.get_replica_context().merge_call(
+        mean, args=(tf.stop_gradient(stacked),))
+    return {name: averaged[i] for i, name in enumerate(names)}
+
+
+def _silent_host_call(tensors):
+    """A host_call of the same shape that writes nothing: for every replica
+    but the first under a strategy (Estimator runs the first replica's hooks
+    only, and one writer per model_dir keeps one event series)."""
+    def host_call_fn(**_):
+        return tf.no_op()
+    return host_call_fn, tensors
 
 
 def _eval_metric_fn(**per_example):
@@ -146,15 +198,16 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             loss, var_list=trainable_variables(freeze_regex))
         gradient_norm = tf.linalg.global_norm([g for g, _ in gradients])
         train_op = optimizer.apply_gradients(gradients, global_step)
-        if not use_tpu:
-            train_op = tf.group(train_op, _record_step_health(loss, gradient_norm))
-
         scalars = {name: tf.reduce_mean(terms[name])
                    for name in ("elbo", "kl", "nll", "bits_per_dim", "mse")}
-        scalars.update(loss=loss, sigma=sigma, learning_rate=learning_rate,
-                       gradient_norm=gradient_norm,
+        scalars.update(loss=loss, gradient_norm=gradient_norm,
                        psnr=tf.reduce_mean(objective.image_metrics(
                            labels, reconstruction.mean_image)["psnr"]))
+        scalars = _mean_over_replicas(scalars)
+        scalars.update(sigma=sigma, learning_rate=learning_rate)
+        if not use_tpu:
+            train_op = tf.group(train_op, _record_step_health(
+                scalars["loss"], scalars["gradient_norm"]))
         with tf.name_scope(PROGRESS_SCOPE + "/"):
             for name, value in scalars.items():
                 tf.identity(value, name=name)
@@ -175,6 +228,8 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
                       "generation": generation}
         host_call = _host_call(config.model_dir, global_step, scalars, images,
                                summary_every_steps)
+        if _replica()[1] != 0:
+            host_call = _silent_host_call(host_call[1])
         return tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
                                     host_call=host_call)
 

@@ -4,6 +4,7 @@ evaluation up to max_steps, log progress, stop on a NaN loss, export.
 The loop only talks to the estimator built in gqn.estimator and the reader
 from data_provider; it holds no model code.
 """
+import json
 import os
 import time
 
@@ -86,8 +87,10 @@ class RefuseNonFiniteCheckpoints(tf.train.CheckpointSaverListener):
     newest checkpoint is always one from before training diverged."""
 
     def begin(self):
-        self.last_step_finite = tf.get_default_graph().get_tensor_by_name(
-            f"{LAST_STEP_FINITE}:0")
+        flag = tf.get_default_graph().get_tensor_by_name(f"{LAST_STEP_FINITE}:0")
+        if flag.dtype == tf.resource:  # a resource variable (under a strategy)
+            flag = tf.raw_ops.ReadVariableOp(resource=flag, dtype=tf.bool)
+        self.last_step_finite = flag
 
     def before_save(self, session, global_step_value):
         if not session.run(self.last_step_finite):
@@ -125,6 +128,48 @@ def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
                 f"{k} {v:.4g}" for k, v in sorted(metrics.items())
                 if k != "global_step")))
     return metrics
+
+
+def train_and_evaluate_multi_worker(estimator, train_input_fn, max_steps,
+                                    eval_input_fn=None, eval_steps=None,
+                                    progress_every=100, batch_size=None,
+                                    log=tf.logging.info):
+    """Multi-worker training (MultiWorkerMirroredStrategy, cluster from
+    TF_CONFIG) through tf.estimator.train_and_evaluate. Every task runs this:
+    the chief and the workers train in lock-step and only the chief writes
+    checkpoints and summaries; an 'evaluator' task, if TF_CONFIG has one,
+    evaluates each new checkpoint. Each task logs its own progress and stops
+    on a NaN or Inf loss. (Estimator takes no checkpoint listeners here, so
+    the listener that refuses a checkpoint after a non-finite step is not
+    used.)"""
+    if eval_input_fn is None and _cluster_has_evaluator():
+        raise ValueError("TF_CONFIG has an 'evaluator' task but there is no "
+                         "eval input (--skip_eval)")
+    hooks = [ProgressHook(batch_size, max_steps, progress_every, log),
+             NonFiniteLossGuard()]
+    train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=max_steps,
+                                        hooks=hooks)
+    # Only read by an evaluator task; the train input is a placeholder then.
+    eval_spec = tf.estimator.EvalSpec(eval_input_fn or train_input_fn,
+                                      steps=eval_steps, throttle_secs=0)
+    result = tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+    # A worker runs the chief's save ops too (they hold collectives), into
+    # <model_dir>/tmp_worker_<i>: copies of the chief's checkpoints. Drop them,
+    # so the model_dir keeps one checkpoint series.
+    task = _tf_config().get("task", {})
+    if task.get("type") == "worker":
+        scratch = os.path.join(estimator.model_dir, f"tmp_worker_{task.get('index', 0)}")
+        if tf.io.gfile.isdir(scratch):
+            tf.io.gfile.rmtree(scratch)
+    return result
+
+
+def _tf_config():
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+
+
+def _cluster_has_evaluator():
+    return "evaluator" in _tf_config().get("cluster", {})
 
 
 def serving_input_receiver_fn(config, batch_size):
