@@ -27,16 +27,18 @@ flags.DEFINE_string("rooms_data_dir", None, "Pretrain on these records instead "
 flags.DEFINE_string("rooms_dataset", "rooms", "Dataset name for pretraining.")
 flags.DEFINE_string("fruit_zip", None, "The fruit still-life zip (or your "
                     "photos' zip); default: a generated look-alike.")
-flags.DEFINE_integer("num_room_scenes", 1200, "Generated training rooms.")
-flags.DEFINE_integer("num_still_life_scenes", 160, "Generated still-life scenes.")
+flags.DEFINE_integer("num_room_scenes", 800, "Generated training rooms.")
+flags.DEFINE_integer("num_still_life_scenes", 120, "Generated still-life scenes.")
 flags.DEFINE_string("preset", "tiny", "Model size preset (tiny, small, paper).")
 flags.DEFINE_integer("img_size", 32, "Image side for every stage.")
 flags.DEFINE_integer("batch_size", 16, "Training batch size.")
-flags.DEFINE_integer("pretrain_steps", 700, "Pretraining steps.")
-flags.DEFINE_integer("finetune_steps", 250, "Fine-tuning steps (and the same "
+flags.DEFINE_integer("pretrain_steps", 500, "Pretraining steps.")
+flags.DEFINE_integer("finetune_steps", 200, "Fine-tuning steps (and the same "
                      "for the from-scratch comparison).")
-flags.DEFINE_string("upsample", "subpixel", "Canvas upsampling (see --help of "
-                    "train_gqn_draw.py).")
+flags.DEFINE_string("upsample", "resize_conv", "Canvas upsampling (see --help "
+                    "of train_gqn_draw.py).")
+flags.DEFINE_string("precision", "bfloat16", "Compute precision of the networks "
+                    "(falls back to float32, saying so, where the CPU lacks bfloat16).")
 flags.DEFINE_list("train_flags", [], "Extra flags for every training run, "
                   "e.g. --use_tpu,--tpu=NAME.")
 flags.DEFINE_integer("eval_scenes", 32, "Test scenes evaluated.")
@@ -72,7 +74,7 @@ def _worth_showing(line):
     """Progress and results, not TensorFlow's start-up chatter."""
     keys = ("step ", "eval at step", "wrote", "error", "SavedModel", "scenes",
             "photos", "metrics", "grid", "fly-around", "strip", "±", "baseline",
-            "elbo", "preview", "pairing")
+            "elbo", "preview", "pairing", "lacks")
     noise = ("tensorflow/core", "cuda", "WARNING", "Instructions", "INFO:tensorflow",
              "global_step/sec")
     return any(key in line for key in keys) and not any(n in line for n in noise)
@@ -85,7 +87,7 @@ def main(_):
     started = time.time()
     model_flags = ["--preset", FLAGS.preset, "--img_size", FLAGS.img_size,
                    "--batch_size", FLAGS.batch_size, "--upsample", FLAGS.upsample,
-                   *FLAGS.train_flags]
+                   "--precision", FLAGS.precision, *FLAGS.train_flags]
 
     rooms_root, rooms = FLAGS.rooms_data_dir, FLAGS.rooms_dataset
     if rooms_root is None:
