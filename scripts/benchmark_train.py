@@ -62,8 +62,8 @@ def matmul_flops_per_second(size, dtype, steps=5):
     """FLOP/s of a size x size matmul in `dtype`: the machine's practical
     peak for that precision."""
     with tf.Graph().as_default():
-        a = tf.cast(tf.Variable(tf.random.normal([size, size])), dtype)
-        b = tf.cast(tf.Variable(tf.random.normal([size, size])), dtype)
+        a = tf.Variable(tf.cast(tf.random.normal([size, size]), dtype))
+        b = tf.Variable(tf.cast(tf.random.normal([size, size]), dtype))
         product = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
         with tf.Session(config=session_config()) as session:
             session.run(tf.global_variables_initializer())
