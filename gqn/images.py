@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 BACKGROUND = (255, 255, 255)
 LABEL_HEIGHT = 14
+ROW_LABEL_WIDTH = 64
 
 
 def to_uint8(image):
@@ -28,25 +29,30 @@ def heatmap(values, vmax=None):
                      np.clip(3 * scaled - 2, 0, 1)], axis=-1)
 
 
-def grid(rows, column_labels=None, scale=1, gap=2):
+def grid(rows, column_labels=None, scale=1, gap=2, row_labels=None):
     """rows: list of lists of float (H, W, 3) images (None leaves a blank).
-    Returns a PIL image with optional labels above the columns."""
+    Returns a PIL image with optional labels above the columns and left of
+    the rows."""
     height, width = next(np.shape(cell) for row in rows for cell in row
                          if cell is not None)[:2]
     cell_h, cell_w = height * scale, width * scale
     columns = max(len(row) for row in rows)
     top = LABEL_HEIGHT if column_labels else 0
-    canvas = Image.new("RGB", (columns * (cell_w + gap) + gap,
+    left = ROW_LABEL_WIDTH if row_labels else 0
+    canvas = Image.new("RGB", (left + columns * (cell_w + gap) + gap,
                                top + len(rows) * (cell_h + gap) + gap), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     for column, label in enumerate(column_labels or []):
-        draw.text((gap + column * (cell_w + gap), 1), label, fill=(0, 0, 0))
+        draw.text((left + gap + column * (cell_w + gap), 1), label, fill=(0, 0, 0))
+    for row_index, label in enumerate(row_labels or []):
+        draw.text((2, top + gap + row_index * (cell_h + gap) + cell_h // 2 - 5), label,
+                  fill=(0, 0, 0))
     for row_index, row in enumerate(rows):
         for column, cell in enumerate(row):
             if cell is None:
                 continue
             tile = Image.fromarray(to_uint8(cell)).resize((cell_w, cell_h), Image.NEAREST)
-            canvas.paste(tile, (gap + column * (cell_w + gap),
+            canvas.paste(tile, (left + gap + column * (cell_w + gap),
                                 top + gap + row_index * (cell_h + gap)))
     return canvas
 

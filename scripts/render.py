@@ -96,7 +96,8 @@ def main(_):
                                                        "flyaround.gif"), scale=scale)
     shown = np.linspace(0, count - 1, min(FLAGS.strip_frames, count)).round().astype(int)
     strip = images.grid([list(frames), [rendered[i] for i in shown]],
-                        scale=max(1, 64 // config.image_size))
+                        scale=max(1, 64 // config.image_size),
+                        row_labels=["context", "rendered"])
     png = images.save_png(strip, os.path.join(FLAGS.output_dir, "strip.png"))
     print(f"context views: {len(frames)}; rendered {count} views on the ring")
     print(f"fly-around: {gif}")

@@ -193,10 +193,14 @@ def test_render_writes_gif_and_strip(pretrained, workspace):
     output = workspace / "render"
     assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir, "--output_dir",
                       output, *data_flags(workspace), "--num_frames", "6"))
-    from PIL import Image
     gif = Image.open(output / "flyaround.gif")
     assert gif.n_frames == 6
-    assert Image.open(output / "strip.png").width > 0
+    strip = np.asarray(Image.open(output / "strip.png").convert("L"))
+    # row labels (64 px), then 6 rendered views of 16 px shown at 4x, 2 px gaps
+    assert strip.shape == (2 * 66 + 2, 64 + 6 * 66 + 2)
+    labels, first_context_view = strip[:, :64], strip[2:66, 66:130]
+    assert labels.min() < 128  # "context" / "rendered" drawn in dark ink
+    assert first_context_view.std() > 0
 
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(pretrained, workspace):
