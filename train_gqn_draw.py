@@ -15,9 +15,6 @@ warm-start source's config, else from --preset. --batch_size is the global
 batch however many devices share it; the learning-rate and sigma schedules
 are those of one device.
 """
-import json
-import os
-
 import tensorflow.compat.v1 as tf
 from absl import flags, logging
 
@@ -94,12 +91,6 @@ def _max_steps(config):
     return max(1, FLAGS.train_epochs * scenes // config.batch_size)
 
 
-def _is_chief_task():
-    """Is this process the chief of its TF_CONFIG cluster (or alone)?"""
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    return task.get("type", "chief") in ("chief", "master")
-
-
 def main(_):
     tf.logging.set_verbosity(tf.logging.INFO)
     config, resumed = _config_for_run()
@@ -136,7 +127,7 @@ def main(_):
         estimator.per_replica_batch_size(config.batch_size,
                                          strategy.num_replicas_in_sync,
                                          f"replicas of --strategy {FLAGS.strategy}")
-    if not multi_worker or _is_chief_task():  # one writer per model_dir
+    if not multi_worker or training.is_chief_task():  # one writer per model_dir
         tf.io.gfile.makedirs(FLAGS.model_dir)
         config.save(config_path(FLAGS.model_dir))
     logging.info("config (%s):\n%s", config_path(FLAGS.model_dir),
@@ -185,7 +176,7 @@ def main(_):
                 f"and the last good "
                 f"checkpoint in {FLAGS.model_dir} is kept. Try a lower learning "
                 f"rate (--hparams learning_rate_start=...) or check the data.") from None
-    if FLAGS.export_dir and (not multi_worker or _is_chief_task()):
+    if FLAGS.export_dir and (not multi_worker or training.is_chief_task()):
         path = training.export_saved_model(gqn_estimator, FLAGS.export_dir, config,
                                            FLAGS.export_batch_size)
         logging.info("SavedModel written to %s", path)

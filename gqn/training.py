@@ -168,6 +168,11 @@ def _tf_config():
     return json.loads(os.environ.get("TF_CONFIG") or "{}")
 
 
+def is_chief_task():
+    """Is this process the chief of its TF_CONFIG cluster (or alone)?"""
+    return _tf_config().get("task", {}).get("type", "chief") in ("chief", "master")
+
+
 def _cluster_has_evaluator():
     return "evaluator" in _tf_config().get("cluster", {})
 
