@@ -1,5 +1,7 @@
-"""A fixed, seeded set of test scenes as NumPy arrays, for evaluation and
-rendering (which look at whole scenes rather than stream batches)."""
+"""Scenes as NumPy arrays: a fixed, seeded set of test scenes for
+evaluation and rendering (which look at whole scenes rather than stream
+batches), and random arrays of a config's shapes for tests and benchmarks
+that need inputs but not pictures."""
 import numpy as np
 import tensorflow.compat.v1 as tf
 
@@ -30,3 +32,17 @@ def load_scenes(dataset_name, root, context_size, num_scenes, image_size=None,
         raise ValueError(f"no {mode} scenes in {root}/{dataset_name}")
     return {key: np.concatenate([batch[key] for batch in batches])
             for key in batches[0]}
+
+
+def random_inputs(config, num_examples, seed=0):
+    """numpy (features, labels) of `config`'s shapes: frames and targets
+    uniform in [0, 1], poses uniform in [-1, 1]."""
+    rng = np.random.RandomState(seed)
+    size, views = config.image_size, config.context_size
+    features = {
+        "context_frames": rng.rand(num_examples, views, size, size, 3).astype(np.float32),
+        "context_poses": rng.uniform(-1, 1, (num_examples, views, 7)).astype(np.float32),
+        "query_pose": rng.uniform(-1, 1, (num_examples, 7)).astype(np.float32),
+    }
+    labels = rng.rand(num_examples, size, size, 3).astype(np.float32)
+    return features, labels

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
 from gqn import estimator  # noqa: E402
 from gqn.model_fn import model_fn_builder  # noqa: E402
@@ -65,14 +66,7 @@ HARDWARE = [
 
 
 def _input_fn(config, num_examples=64):
-    rng = np.random.RandomState(0)
-    size, views = config.image_size, config.context_size
-    features = {
-        "context_frames": rng.rand(num_examples, views, size, size, 3).astype(np.float32),
-        "context_poses": rng.uniform(-1, 1, (num_examples, views, 7)).astype(np.float32),
-        "query_pose": rng.uniform(-1, 1, (num_examples, 7)).astype(np.float32),
-    }
-    labels = rng.rand(num_examples, size, size, 3).astype(np.float32)
+    features, labels = random_inputs(config, num_examples)
 
     def input_fn(params):
         dataset = tf.data.Dataset.from_tensor_slices((features, labels))

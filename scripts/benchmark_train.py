@@ -17,10 +17,10 @@ import time
 # XLA JIT on CPU needs this before TensorFlow loads; without --xla it is unused.
 os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 
-import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
 from gqn import hardware  # noqa: E402
 from gqn.estimator import session_config  # noqa: E402
@@ -81,15 +81,11 @@ def count_flops(graph):
 
 def benchmark_config(config, steps, warmup, xla=False):
     """(seconds/step, FLOPs/step) of one training step of `config`."""
-    rng = np.random.RandomState(0)
-    batch, size, views = config.batch_size, config.image_size, config.context_size
+    batch = config.batch_size
+    features, labels = random_inputs(config, batch)
     with tf.Graph().as_default() as graph:
-        features = {
-            "context_frames": tf.constant(rng.rand(batch, views, size, size, 3), tf.float32),
-            "context_poses": tf.constant(rng.rand(batch, views, 7), tf.float32),
-            "query_pose": tf.constant(rng.rand(batch, 7), tf.float32),
-        }
-        labels = tf.constant(rng.rand(batch, size, size, 3), tf.float32)
+        features = {key: tf.constant(value) for key, value in features.items()}
+        labels = tf.constant(labels)
         spec = model_fn_builder(config)(
             features, labels, tf.estimator.ModeKeys.TRAIN, {"batch_size": batch},
             tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))

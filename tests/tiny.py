@@ -1,7 +1,7 @@
 """Tiny model configs and in-memory batches shared by the model tests."""
-import numpy as np
 import tensorflow.compat.v1 as tf
 
+from data_provider.scene_arrays import random_inputs
 from gqn.config import GQNConfig
 
 
@@ -14,17 +14,8 @@ def tiny_config(**overrides):
 
 
 def random_batch(config, seed=0, batch_size=None):
-    """numpy (features, labels) of the config's shapes, values in [0, 1]."""
-    rng = np.random.RandomState(seed)
-    batch = batch_size or config.batch_size
-    size, views = config.image_size, config.context_size
-    features = {
-        "context_frames": rng.rand(batch, views, size, size, 3).astype(np.float32),
-        "context_poses": rng.uniform(-1, 1, (batch, views, 7)).astype(np.float32),
-        "query_pose": rng.uniform(-1, 1, (batch, 7)).astype(np.float32),
-    }
-    labels = rng.rand(batch, size, size, 3).astype(np.float32)
-    return features, labels
+    """numpy (features, labels) of the config's shapes (one batch by default)."""
+    return random_inputs(config, batch_size or config.batch_size, seed)
 
 
 def constant_batch(config, seed=0):
