@@ -23,7 +23,8 @@ def conv_lstm_step(inputs, state, hidden_channels, kernel_size, name,
                    forget_bias=1.0):
     """One ConvLSTM update; returns the new LSTMState."""
     stacked = tf.concat([inputs, state.hidden], axis=-1)
-    gates = layers.conv2d(stacked, 4 * hidden_channels, kernel_size, name)
+    gates = layers.conv2d(stacked, 4 * hidden_channels, kernel_size, name,
+                          defer_kernel_gradient=True)
     input_gate, forget_gate, output_gate, candidate = tf.split(gates, 4, axis=-1)
     cell = (tf.sigmoid(forget_gate + forget_bias) * state.cell
             + tf.sigmoid(input_gate) * tf.tanh(candidate))

@@ -3,6 +3,8 @@
 computation may run in bfloat16 (kernels are cast to the input's dtype)."""
 import tensorflow.compat.v1 as tf
 
+from gqn import kernel_gradients
+
 
 def _kernel_and_bias(name, kernel_shape, bias_channels):
     with tf.variable_scope(name, reuse=tf.AUTO_REUSE):
@@ -13,14 +15,23 @@ def _kernel_and_bias(name, kernel_shape, bias_channels):
     return kernel, bias
 
 
-def conv2d(inputs, filters, kernel_size, name, strides=1, padding="SAME",
-           activation=None):
-    """2-D convolution with bias; weights created on first use, then shared."""
+def conv2d(inputs, filters, kernel_size, name, strides=1, activation=None,
+           defer_kernel_gradient=False):
+    """'SAME' 2-D convolution with bias; weights created on first use, then
+    shared. With `defer_kernel_gradient`, while kernel uses are recorded, the
+    kernel is hidden from autodiff and kernel_gradients.gradients()
+    differentiates it over all its uses at once."""
     in_channels = inputs.shape[-1]
     kernel, bias = _kernel_and_bias(
         name, [kernel_size, kernel_size, in_channels, filters], filters)
-    outputs = tf.nn.conv2d(inputs, tf.cast(kernel, inputs.dtype),
-                           strides=[1, strides, strides, 1], padding=padding)
+    recorder = kernel_gradients.active_recorder() if defer_kernel_gradient else None
+    cast_kernel = tf.cast(kernel, inputs.dtype)
+    if recorder is not None:
+        cast_kernel = tf.stop_gradient(cast_kernel)
+    outputs = tf.nn.conv2d(inputs, cast_kernel, strides=[1, strides, strides, 1],
+                           padding="SAME")
+    if recorder is not None:
+        recorder.record(kernel, inputs, outputs, strides)
     outputs = tf.nn.bias_add(outputs, tf.cast(bias, inputs.dtype))
     return activation(outputs) if activation is not None else outputs
 

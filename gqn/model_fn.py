@@ -7,9 +7,11 @@ here: no v1 summaries (scalars and images go through host_call), eval metrics
 through eval_metrics, static shapes throughout, CrossShardOptimizer only on
 TPU.
 
-Under a strategy the v1 optimizer scales the mean loss by 1/replicas before
-the gradients and sums them over replicas, so every step is the global
-batch's mean-loss step, as on one device. The logged scalars are averaged
+Gradients come from kernel_gradients (one backward pass; the unroll's
+repeated kernels differentiated once over all steps). Each replica's mean
+loss is scaled by 1/replicas before them, and apply_gradients sums them over
+replicas (CrossShardOptimizer on TPU, the v1 optimizer under a strategy),
+so every step is the global batch's mean-loss step, as on one device. The logged scalars are averaged
 over replicas (as host_call averages them over TPU cores); gradient_norm is
 then the mean of the replicas' norms of their own gradient share, not the
 norm of the summed gradient.
@@ -19,7 +21,7 @@ import re
 import tensorflow.compat.v1 as tf
 from tensorboard.plugins.image import metadata as image_metadata
 
-from gqn import model, objective, schedules
+from gqn import kernel_gradients, model, objective, schedules
 
 TRAIN_SCALARS = ("loss", "elbo", "kl", "nll", "bits_per_dim", "mse", "psnr",
                  "sigma", "learning_rate", "gradient_norm")
@@ -124,6 +126,16 @@ def _replica():
             tf.get_static_value(context.replica_id_in_sync_group))
 
 
+def _gradient_replicas(params, use_tpu):
+    """How many replicas' gradients apply_gradients sums. Each replica's
+    mean loss is divided by it first (as Optimizer.compute_gradients does
+    for TPU shards and strategy replicas), so a step is the global batch's
+    mean-loss step."""
+    if use_tpu:
+        return params["context"].num_replicas
+    return _replica()[0]
+
+
 def _mean_over_replicas(scalars):
     """The dict's scalars averaged over replicas, in one all-reduce."""
     num_replicas, _ = _replica()
@@ -173,8 +185,9 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             return tpu.TPUEstimatorSpec(mode, predictions=_predictions(
                 gqn_config, features, batch_size))
 
-        terms, sigma, reconstruction = _per_example_terms(
-            gqn_config, features, labels, global_step)
+        with kernel_gradients.recording_kernel_uses() as kernel_uses:
+            terms, sigma, reconstruction = _per_example_terms(
+                gqn_config, features, labels, global_step)
         loss = tf.reduce_mean(terms["elbo"])
 
         if mode == tf.estimator.ModeKeys.EVAL:
@@ -194,8 +207,9 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             gqn_config.adam_epsilon)
         if use_tpu:
             optimizer = tf.tpu.CrossShardOptimizer(optimizer)
-        gradients = optimizer.compute_gradients(
-            loss, var_list=trainable_variables(freeze_regex))
+        gradients = kernel_gradients.gradients(
+            loss / _gradient_replicas(params, use_tpu),
+            trainable_variables(freeze_regex), kernel_uses)
         gradient_norm = tf.linalg.global_norm([g for g, _ in gradients])
         train_op = optimizer.apply_gradients(gradients, global_step)
         scalars = {name: tf.reduce_mean(terms[name])

@@ -118,12 +118,12 @@ def paper_estimate(batch_size):
             "context_poses": tf.zeros([batch_size, views, 7]),
             "query_pose": tf.zeros([batch_size, 7]),
         }
-        model_fn_builder(config)(
+        spec = model_fn_builder(config)(
             features, tf.zeros([batch_size, size, size, 3]),
             tf.estimator.ModeKeys.TRAIN, {"batch_size": batch_size},
             tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
         parameters = sum(int(np.prod(v.shape.as_list())) for v in tf.trainable_variables())
-        return count_flops(graph), parameters
+        return count_flops(graph, spec.train_op), parameters
 
 
 def main(_):

@@ -4,8 +4,10 @@ For each preset and precision it builds the real TRAIN graph (model_fn,
 Adam, gradients) on a fixed in-memory batch and prints seconds per step
 (median after warm-up), examples/s, the FLOPs of one step counted from the
 graph, and the achieved FLOP/s as a fraction of large float32 and bfloat16
-matmuls timed in the same run (ratios survive a noisy, shared machine
-better than seconds). With --xla each variant is also timed under XLA JIT.
+matmuls. A preset's variants and the two matmuls are timed in interleaved
+rounds, one run of each per round, so the ratios between them survive a
+noisy, shared machine better than seconds do. With --xla each variant is
+also timed under XLA JIT.
 
     python scripts/benchmark_train.py --configs tiny,small,paper \\
         --precisions float32,bfloat16 --paper_batch_size 4
@@ -47,40 +49,62 @@ def _session_config(xla):
     return config
 
 
-def _time_runs(session, op, steps, warmup):
-    for _ in range(warmup):
-        session.run(op)
-    durations = []
-    for _ in range(steps):
+class TimedOp:
+    """One op in its own graph and session, to be run and timed repeatedly."""
+
+    def __init__(self, graph, op, xla=False, flops=None):
+        self.op, self.flops = op, flops
+        self.session = tf.Session(graph=graph, config=_session_config(xla))
+        with graph.as_default():
+            self.session.run([tf.global_variables_initializer(),
+                              tf.local_variables_initializer()])
+
+    def seconds(self):
         start = time.perf_counter()
-        session.run(op)
-        durations.append(time.perf_counter() - start)
-    return statistics.median(durations)
+        self.session.run(self.op)
+        return time.perf_counter() - start
 
 
-def matmul_flops_per_second(size, dtype, steps=5):
-    """FLOP/s of a size x size matmul in `dtype`: the machine's practical
-    peak for that precision."""
-    with tf.Graph().as_default():
+def interleaved_medians(timed_ops, steps, warmup):
+    """Median seconds of each op, timed in rounds (each op once per round)
+    so that a change in the machine's load falls on all of them alike."""
+    for timed in timed_ops:
+        for _ in range(warmup):
+            timed.seconds()
+    durations = [[] for _ in timed_ops]
+    for _ in range(steps):
+        for timed, times in zip(timed_ops, durations):
+            times.append(timed.seconds())
+    return [statistics.median(times) for times in durations]
+
+
+def reference_matmul(size, dtype):
+    """A size x size matmul in `dtype`: the machine's practical peak for that
+    precision."""
+    with tf.Graph().as_default() as graph:
         a = tf.Variable(tf.cast(tf.random.normal([size, size]), dtype))
         b = tf.Variable(tf.cast(tf.random.normal([size, size]), dtype))
         product = tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32))
-        with tf.Session(config=session_config()) as session:
-            session.run(tf.global_variables_initializer())
-            seconds = _time_runs(session, product, steps, warmup=2)
-    return 2.0 * size ** 3 / seconds
+    return TimedOp(graph, product, flops=2.0 * size ** 3)
 
 
-def count_flops(graph):
-    """FLOPs of every op with registered statistics (convs, matmuls and their
-    gradients), from the graph's static shapes."""
+def count_flops(graph, fetch):
+    """FLOPs of the ops a run of `fetch` executes that have registered
+    statistics (convs, matmuls and their gradients), from static shapes.
+    Ops the run prunes, such as the unused filter gradients of kernels whose
+    gradient kernel_gradients forms instead, are not counted."""
+    fetch = getattr(fetch, "op", fetch)  # a tensor or an op
+    executed = tf.graph_util.extract_sub_graph(graph.as_graph_def(), [fetch.name])
+    with tf.Graph().as_default() as executed_graph:
+        tf.import_graph_def(executed, name="")
     options = tf.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    return tf.profiler.profile(graph, options=options).total_float_ops
+    return tf.profiler.profile(executed_graph, options=options).total_float_ops
 
 
-def benchmark_config(config, steps, warmup, xla=False):
-    """(seconds/step, FLOPs/step) of one training step of `config`."""
+def train_step(config, xla=False):
+    """The real TRAIN step of `config` (model_fn, gradients, Adam) on a fixed
+    in-memory batch, as a TimedOp knowing its FLOPs."""
     batch = config.batch_size
     features, labels = random_inputs(config, batch)
     with tf.Graph().as_default() as graph:
@@ -89,12 +113,7 @@ def benchmark_config(config, steps, warmup, xla=False):
         spec = model_fn_builder(config)(
             features, labels, tf.estimator.ModeKeys.TRAIN, {"batch_size": batch},
             tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
-        flops = count_flops(graph)
-        with tf.Session(config=_session_config(xla)) as session:
-            session.run(tf.global_variables_initializer())
-            session.run(tf.local_variables_initializer())
-            seconds = _time_runs(session, spec.train_op, steps, warmup)
-    return seconds, flops
+    return TimedOp(graph, spec.train_op, xla, flops=count_flops(graph, spec.train_op))
 
 
 def _variants():
@@ -108,11 +127,9 @@ def _variants():
 
 
 def main(_):
-    peaks = {name: matmul_flops_per_second(FLAGS.matmul_size, dtype)
-             for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16))
-             if name == "float32" or hardware.cpu_has_bfloat16()}
-    for name, peak in peaks.items():
-        print(f"reference {name} matmul {FLAGS.matmul_size}^3: {peak / 1e9:.1f} GFLOP/s")
+    references = {name: reference_matmul(FLAGS.matmul_size, dtype)
+                  for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16))
+                  if name == "float32" or hardware.cpu_has_bfloat16()}
     header = (f"{'config':<7}{'image':>6}{'L':>3}{'hidden':>7}{'batch':>6}"
               f"{'precision':>10}{'xla':>5}{'s/step':>8}{'ex/s':>7}{'GFLOP/step':>11}"
               f"{'GFLOP/s':>9}{'of f32 mm':>10}{'of bf16 mm':>11}{'x f32':>7}")
@@ -120,20 +137,27 @@ def main(_):
     rows = []
     for name in FLAGS.configs:
         overrides = {"batch_size": FLAGS.paper_batch_size} if name == "paper" else {}
-        baseline = None
-        for precision, xla in _variants():
-            config = gqn_config_lib.preset(name, precision=precision, **overrides)
-            seconds, flops = benchmark_config(config, FLAGS.steps, FLAGS.warmup_steps, xla)
-            baseline = baseline or seconds
-            rate = flops / seconds
+        variants = [(gqn_config_lib.preset(name, precision=precision, **overrides), xla)
+                    for precision, xla in _variants()]
+        steps = [train_step(config, xla) for config, xla in variants]
+        # The reference matmuls are timed in the same rounds as the steps.
+        seconds = interleaved_medians(steps + list(references.values()),
+                                      FLAGS.steps, FLAGS.warmup_steps)
+        peaks = {ref: timed.flops / duration for (ref, timed), duration
+                 in zip(references.items(), seconds[len(steps):])}
+        print(", ".join(f"{ref} matmul {FLAGS.matmul_size}^3: {peak / 1e9:.0f} GFLOP/s"
+                        for ref, peak in peaks.items()) + f" (during {name})")
+        for (config, xla), step, duration in zip(variants, steps, seconds):
+            step.session.close()
+            rate = step.flops / duration
             bf16_share = (f"{rate / peaks['bfloat16']:>10.0%}" if "bfloat16" in peaks
                           else f"{'-':>10}")
             rows.append(f"{name:<7}{config.image_size:>6}{config.seq_length:>3}"
                         f"{config.hidden_channels:>7}{config.batch_size:>6}"
-                        f"{precision:>10}{'on' if xla else 'off':>5}{seconds:>8.3f}"
-                        f"{config.batch_size / seconds:>7.1f}{flops / 1e9:>11.1f}"
+                        f"{config.precision:>10}{'on' if xla else 'off':>5}{duration:>8.3f}"
+                        f"{config.batch_size / duration:>7.1f}{step.flops / 1e9:>11.1f}"
                         f"{rate / 1e9:>9.1f}{rate / peaks['float32']:>9.0%} {bf16_share}"
-                        f"{baseline / seconds:>7.2f}")
+                        f"{seconds[0] / duration:>7.2f}")
             print(rows[-1], flush=True)
     print()
     print(header)

@@ -1,0 +1,109 @@
+"""Kernel gradients of the convolutions the DRAW unroll repeats, computed
+once per unroll instead of once per step.
+
+Autodiff gives a kernel used at each of the L steps L small filter-gradient
+convolutions (batch B each), and on CPU those were the slowest part of a
+training step: oneDNN's bfloat16 filter gradient ran at about 40% of its
+forward rate. Inside `recording_kernel_uses()`, `layers.conv2d` hides its
+kernel from autodiff and records the (input, output) of every use; then
+`gradients()` takes one backward pass for the variables and the recorded
+outputs together and forms each kernel's gradient from all its uses stacked
+into one batch, as k*k matrix products (one per kernel tap). The result is
+the same gradient up to summation order.
+"""
+import collections
+import contextlib
+import threading
+
+import tensorflow.compat.v1 as tf
+
+KernelUse = collections.namedtuple("KernelUse", ["inputs", "outputs", "stride"])
+
+# Per thread: MirroredStrategy builds each replica's graph in its own thread.
+_recording = threading.local()
+
+
+class KernelUses:
+    """The recorded convolution uses of each kernel variable, in order."""
+
+    def __init__(self):
+        self.by_kernel = collections.OrderedDict()  # variable.ref() -> [KernelUse]
+
+    def record(self, kernel, inputs, outputs, stride):
+        self.by_kernel.setdefault(kernel.ref(), []).append(
+            KernelUse(inputs, outputs, stride))
+
+
+@contextlib.contextmanager
+def recording_kernel_uses():
+    """Within the block, conv2d kernels are differentiated by `gradients()`,
+    not by autodiff; yields the KernelUses to pass to it."""
+    uses = KernelUses()
+    previous = active_recorder()
+    _recording.uses = uses
+    try:
+        yield uses
+    finally:
+        _recording.uses = previous
+
+
+def active_recorder():
+    """The KernelUses being recorded in this thread, or None."""
+    return getattr(_recording, "uses", None)
+
+
+def conv_kernel_gradient(inputs, output_gradients, kernel_size, stride):
+    """Gradient of a 'SAME' tf.nn.conv2d's kernel, (k, k, C_in, C_out), as k*k
+    matrix products of the input window under each tap with the output
+    gradient. Both are first laid out (H, W, N, C), so that each window is
+    cut in long contiguous runs."""
+    _, height, width, in_channels = inputs.shape.as_list()
+    _, out_height, out_width, out_channels = output_gradients.shape.as_list()
+    pad_rows = max((out_height - 1) * stride + kernel_size - height, 0)
+    pad_cols = max((out_width - 1) * stride + kernel_size - width, 0)
+    padded = tf.pad(tf.transpose(inputs, [1, 2, 0, 3]),
+                    [[pad_rows // 2, pad_rows - pad_rows // 2],
+                     [pad_cols // 2, pad_cols - pad_cols // 2], [0, 0], [0, 0]])
+    flat_gradients = tf.reshape(tf.transpose(output_gradients, [1, 2, 0, 3]),
+                                [-1, out_channels])
+    taps = []
+    for row in range(kernel_size):
+        for col in range(kernel_size):
+            window = padded[row:row + (out_height - 1) * stride + 1:stride,
+                            col:col + (out_width - 1) * stride + 1:stride]
+            taps.append(tf.matmul(tf.reshape(window, [-1, in_channels]),
+                                  flat_gradients, transpose_a=True))
+    return tf.reshape(tf.stack(taps),
+                      [kernel_size, kernel_size, in_channels, out_channels])
+
+
+def gradients(loss, variables, uses):
+    """[(gradient or None, variable)] for `variables`, as
+    Optimizer.compute_gradients returns them, in one backward pass."""
+    variables = list(variables)
+    refs = [variable.ref() for variable in variables]
+    deferred = [ref for ref in uses.by_kernel if ref in set(refs)]
+    outputs = [use.outputs for ref in deferred for use in uses.by_kernel[ref]]
+    all_gradients = tf.gradients(loss, variables + outputs)
+    by_ref = dict(zip(refs, all_gradients[:len(variables)]))
+    output_gradients = iter(all_gradients[len(variables):])
+    for ref in deferred:
+        used = [(use, next(output_gradients)) for use in uses.by_kernel[ref]]
+        used = [(use, gradient) for use, gradient in used if gradient is not None]
+        if not used:
+            continue
+        kernel_gradient = tf.cast(conv_kernel_gradient(
+            tf.concat([use.inputs for use, _ in used], axis=0),
+            tf.concat([gradient for _, gradient in used], axis=0),
+            ref.deref().shape.as_list()[0], used[0][0].stride), tf.float32)
+        if by_ref[ref] is not None:  # also used outside the recording
+            kernel_gradient += by_ref[ref]
+        by_ref[ref] = kernel_gradient
+    # Every gradient is complete before any is applied: reads of the TF1
+    # (ref) variables alias the buffers that the optimizer updates in place,
+    # so a kernel updated while the backward pass still reads it would give
+    # the layers below a gradient of the wrong weights.
+    pairs = [(ref, gradient) for ref, gradient in
+             ((ref, by_ref[ref]) for ref in refs) if gradient is not None]
+    gated = dict(zip([ref for ref, _ in pairs], tf.tuple([g for _, g in pairs])))
+    return [(gated.get(ref), variable) for ref, variable in zip(refs, variables)]

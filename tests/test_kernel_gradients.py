@@ -1,0 +1,68 @@
+"""The unroll's kernel gradients, computed once over all steps, equal
+autodiff's per-step filter gradients up to summation order."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from gqn import kernel_gradients, model, objective
+from tests.tiny import constant_batch, tiny_config
+
+
+@pytest.mark.parametrize("size, kernel_size, stride", [
+    (16, 5, 1),   # ConvLSTM core on the latent grid
+    (16, 4, 1),   # even kernel: 'SAME' pads one more row after than before
+    (64, 4, 4),   # canvas down to the latent grid
+    (15, 3, 2),   # odd size, strided
+])
+def test_kernel_gradient_equals_the_filter_gradient_op(size, kernel_size, stride):
+    rng = np.random.RandomState(0)
+    inputs = rng.randn(3, size, size, 5).astype(np.float32)
+    out_size = -(-size // stride)
+    output_gradients = rng.randn(3, out_size, out_size, 7).astype(np.float32)
+    with tf.Graph().as_default(), tf.Session() as session:
+        expected = tf.nn.conv2d_backprop_filter(
+            inputs, [kernel_size, kernel_size, 5, 7], output_gradients,
+            [1, stride, stride, 1], "SAME")
+        actual = kernel_gradients.conv_kernel_gradient(
+            tf.constant(inputs), tf.constant(output_gradients), kernel_size, stride)
+        expected, actual = session.run([expected, actual])
+    np.testing.assert_allclose(actual, expected, rtol=1e-5,
+                               atol=2e-6 * np.abs(expected).max())
+
+
+def _training_loss(config, features, labels):
+    noise = model.standard_noise(config, config.batch_size,
+                                 model.content_seeds(labels), sample_index=0)
+    rendering = model.reconstruct(config, features, labels, noise)
+    terms = objective.elbo_terms(labels, rendering.mean_image, 0.5,
+                                 model.step_kls(rendering))
+    return tf.reduce_mean(terms["elbo"])
+
+
+@pytest.mark.parametrize("upsample", ["resize_conv", "transposed"])
+def test_model_gradients_equal_autodiff(upsample):
+    config = tiny_config(upsample=upsample)
+    with tf.Graph().as_default():
+        features, labels = constant_batch(config)
+        autodiff_loss = _training_loss(config, features, labels)
+        variables = tf.trainable_variables()
+        expected = tf.gradients(autodiff_loss, variables)
+        with kernel_gradients.recording_kernel_uses() as uses:
+            recorded_loss = _training_loss(config, features, labels)
+        assert tf.trainable_variables() == variables  # same weights, reused
+        # The autodiff loss is added too: kernels used outside the recording
+        # as well must get both parts, so `actual` is twice `expected`.
+        actual = kernel_gradients.gradients(recorded_loss + autodiff_loss,
+                                            variables, uses)
+        uses_per_kernel = {ref.deref().op.name: len(recorded)
+                           for ref, recorded in uses.by_kernel.items()}
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            expected, actual = session.run([expected, [g for g, _ in actual]])
+    # Every step's uses of the shared core were recorded, so the test
+    # compares one batched gradient with the sum of per-step ones.
+    assert uses_per_kernel["gqn/draw/generator_core/kernel"] == config.seq_length
+    assert uses_per_kernel["gqn/draw/inference_core/kernel"] == config.seq_length
+    for variable, want, got in zip(variables, expected, actual):
+        np.testing.assert_allclose(got, 2 * want, rtol=1e-5, atol=4e-6 * np.abs(want).max(),
+                                   err_msg=variable.op.name)
