@@ -24,7 +24,8 @@ def conv2d(inputs, filters, kernel_size, name, strides=1, activation=None,
     in_channels = inputs.shape[-1]
     kernel, bias = _kernel_and_bias(
         name, [kernel_size, kernel_size, in_channels, filters], filters)
-    recorder = kernel_gradients.active_recorder() if defer_kernel_gradient else None
+    recorder = (kernel_gradients.active_recorder(inputs.dtype)
+                if defer_kernel_gradient else None)
     cast_kernel = tf.cast(kernel, inputs.dtype)
     if recorder is not None:
         cast_kernel = tf.stop_gradient(cast_kernel)

@@ -2,12 +2,14 @@
 
 The fruit still-life set is 2,396 such photos; the target is at least 50
 photos/s on 2 cores, so the whole set converts in under a minute. This writes
-a zip of generated photos in the fruit layout (12 views per scene) and times
-the full conversion (pool start-up, decoding, encoding and writing) for each
-worker count and zip compression, printing a Markdown table. Wall-clock rates
-depend on what else the machine runs, so it also reports the load average and
-the CPU time one photo costs (read + decode + crop, in this process), which
-bounds what N cores can do whatever the load.
+zips of generated photos in the fruit layout (12 views per scene) and times
+full conversions (pool start-up, decoding, encoding and writing) of one scene
+and of --scenes scenes, for each worker count and zip compression. The
+difference of the two gives the steady rate and the fixed start-up, from
+which it estimates the full set. It also reports what one photo costs in CPU
+time in this process (read + decode + crop), and the JPEG decode alone, with
+Pillow and with TensorFlow: those bound what N cores can do whatever the
+machine's load. Prints a Markdown table.
 
   python scripts/benchmark_convert.py [--scenes 20] [--workers 1,2]
 """
@@ -18,6 +20,7 @@ import time
 import zipfile
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 from absl import app, flags
 from PIL import Image, ImageDraw
 
@@ -82,35 +85,65 @@ def cpu_ms_per_photo(zip_path, repeats=2):
     return 1000 * (time.process_time() - start) / (repeats * len(names))
 
 
+def decode_ms(photos, repeats=2):
+    """{decoder: CPU milliseconds to decode one photo at 1/8 scale}: the
+    floor under the converter's cost, whatever else it does."""
+    def pillow(data):
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (PHOTO_SIZE[0] // 8, PHOTO_SIZE[1] // 8))
+            image.load()
+
+    encoded = tf.placeholder(tf.string, [])
+    decoded = tf.io.decode_jpeg(encoded, ratio=8)
+    with tf.Session() as session:
+        decoders = {"Pillow (libjpeg-turbo), draft 1/8": pillow,
+                    "TensorFlow decode_jpeg, ratio 8":
+                        lambda data: session.run(decoded, {encoded: data})}
+        costs = {}
+        for name, decode in decoders.items():
+            decode(photos[0])
+            start = time.process_time()
+            for _ in range(repeats):
+                for data in photos:
+                    decode(data)
+            costs[name] = 1000 * (time.process_time() - start) / (repeats * len(photos))
+    return costs
+
+
 def main(argv):
     del argv
     print(f"{os.cpu_count()} CPU core(s); {FLAGS.scenes * 12} photos of "
           f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} per run")
     photos = [phone_photo(view, seed=view) for view in range(12)]
     mean_size = f"{sum(map(len, photos)) / len(photos) / 1e6:.1f} MB"
+    for decoder, cost in decode_ms(photos).items():
+        print(f"decode alone, {decoder}: {cost:.0f} ms of CPU per photo, so at "
+              f"most {2000 / cost:.0f} photos/s on 2 idle cores")
     rows = []
     with tempfile.TemporaryDirectory() as work:
         output_dir = os.path.join(work, "out")
-        warm_up = write_benchmark_zip(os.path.join(work, "one.zip"), photos, 1,
-                                      zipfile.ZIP_STORED)
-        start_up = timed_conversion(warm_up, output_dir, workers=1)[0]
-        print(f"start-up: {start_up:.1f} s for a 12-photo conversion, mostly the "
-              "worker server importing the package (once per run)")
         for compression in FLAGS.compression:
-            zip_path = write_benchmark_zip(os.path.join(work, f"{compression}.zip"),
-                                           photos, FLAGS.scenes, COMPRESSION[compression])
+            one_scene, many_scenes = (
+                write_benchmark_zip(os.path.join(work, f"{compression}-{n}.zip"),
+                                    photos, n, COMPRESSION[compression])
+                for n in (1, FLAGS.scenes))
             for workers in FLAGS.workers:
                 load = os.getloadavg()[0]
-                seconds, count = timed_conversion(zip_path, output_dir, int(workers))
-                rate = count / seconds
+                small_seconds, small_count = timed_conversion(one_scene, output_dir,
+                                                              int(workers))
+                seconds, count = timed_conversion(many_scenes, output_dir, int(workers))
+                rate = (count - small_count) / (seconds - small_seconds)
+                start_up = max(small_seconds - small_count / rate, 0.0)
                 rows.append((workers, compression, mean_size, count, f"{seconds:.1f}",
-                             f"{rate:.0f}", f"{start_up + FULL_SET_PHOTOS / rate:.0f} s",
-                             f"{load:.1f}"))
-            cost = cpu_ms_per_photo(zip_path)
-            print(f"{compression} zip: {cost:.0f} ms of CPU per photo in one process, "
-                  f"so at most {2000 / cost:.0f} photos/s on 2 idle cores")
-    header = ("workers", "zip", "photo size", "photos", "seconds", "photos/s",
-              f"{FULL_SET_PHOTOS} photos (with start-up)", "load average before")
+                             f"{start_up:.1f}", f"{rate:.0f}",
+                             f"{start_up + FULL_SET_PHOTOS / rate:.0f} s", f"{load:.1f}"))
+            cost = cpu_ms_per_photo(many_scenes)
+            print(f"{compression} zip: {cost:.0f} ms of CPU per photo in one process "
+                  f"(read, decode, crop), so at most {2000 / cost:.0f} photos/s on 2 "
+                  "idle cores")
+    header = ("workers", "zip", "photo size", "photos", "seconds", "start-up s",
+              "steady photos/s", f"{FULL_SET_PHOTOS} photos (with start-up)",
+              "load average before")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:

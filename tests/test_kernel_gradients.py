@@ -47,7 +47,7 @@ def test_model_gradients_equal_autodiff(upsample):
         autodiff_loss = _training_loss(config, features, labels)
         variables = tf.trainable_variables()
         expected = tf.gradients(autodiff_loss, variables)
-        with kernel_gradients.recording_kernel_uses() as uses:
+        with kernel_gradients.recording_kernel_uses([tf.float32]) as uses:
             recorded_loss = _training_loss(config, features, labels)
         assert tf.trainable_variables() == variables  # same weights, reused
         # The autodiff loss is added too: kernels used outside the recording
@@ -66,3 +66,15 @@ def test_model_gradients_equal_autodiff(upsample):
     for variable, want, got in zip(variables, expected, actual):
         np.testing.assert_allclose(got, 2 * want, rtol=1e-5, atol=4e-6 * np.abs(want).max(),
                                    err_msg=variable.op.name)
+
+
+@pytest.mark.parametrize("precision, batched", [("bfloat16", True), ("float32", False)])
+def test_by_default_only_bfloat16_cores_batch_their_kernel_gradients(precision, batched):
+    config = tiny_config(precision=precision)
+    with tf.Graph().as_default():
+        features, labels = constant_batch(config)
+        with kernel_gradients.recording_kernel_uses() as uses:
+            _training_loss(config, features, labels)
+    recorded = sorted(ref.deref().op.name for ref in uses.by_kernel)
+    assert recorded == (["gqn/draw/generator_core/kernel",
+                         "gqn/draw/inference_core/kernel"] if batched else [])
