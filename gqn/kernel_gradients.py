@@ -94,7 +94,8 @@ def gradients(loss, variables, uses):
     Optimizer.compute_gradients returns them, in one backward pass."""
     variables = list(variables)
     refs = [variable.ref() for variable in variables]
-    deferred = [ref for ref in uses.by_kernel if ref in set(refs)]
+    trained = set(refs)
+    deferred = [ref for ref in uses.by_kernel if ref in trained]
     outputs = [use.outputs for ref in deferred for use in uses.by_kernel[ref]]
     all_gradients = tf.gradients(loss, variables + outputs)
     by_ref = dict(zip(refs, all_gradients[:len(variables)]))
