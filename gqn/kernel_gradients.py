@@ -10,7 +10,7 @@ autodiff and records the (input, output) of every use; then `gradients()`
 takes one backward pass for the variables and the recorded outputs together
 and forms each kernel's gradient from all its uses stacked into one batch,
 as k*k matrix products (one per kernel tap). The result is the same
-gradient up to summation order.
+gradient up to rounding.
 
 Only convolutions computing in BATCHED_DTYPES are batched. On the 2-core AMX
 Xeon of the README's benchmark, batching made a bfloat16 paper-size step
@@ -90,8 +90,9 @@ def conv_kernel_gradient(inputs, output_gradients, kernel_size, stride):
 
 
 def gradients(loss, variables, uses):
-    """[(gradient or None, variable)] for `variables`, as
-    Optimizer.compute_gradients returns them, in one backward pass."""
+    """[(gradient or None, variable)] for `variables`, in one backward pass,
+    shaped as Optimizer.compute_gradients returns them. Unlike it, this does
+    not scale the loss for replicas: the caller does."""
     variables = list(variables)
     refs = [variable.ref() for variable in variables]
     trained = set(refs)
@@ -116,6 +117,7 @@ def gradients(loss, variables, uses):
     # (ref) variables alias the buffers that the optimizer updates in place,
     # so a kernel updated while the backward pass still reads it would give
     # the layers below a gradient of the wrong weights.
-    computed = [ref for ref in refs if by_ref[ref] is not None]
-    by_ref.update(zip(computed, tf.tuple([by_ref[ref] for ref in computed])))
-    return [(by_ref[ref], variable) for ref, variable in zip(refs, variables)]
+    gradients_in_order = [by_ref[ref] for ref in refs]
+    if any(gradient is not None for gradient in gradients_in_order):
+        gradients_in_order = tf.tuple(gradients_in_order)  # Nones pass through
+    return list(zip(gradients_in_order, variables))

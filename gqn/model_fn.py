@@ -7,14 +7,14 @@ here: no v1 summaries (scalars and images go through host_call), eval metrics
 through eval_metrics, static shapes throughout, CrossShardOptimizer only on
 TPU.
 
-Gradients come from kernel_gradients (one backward pass; the unroll's
-repeated kernels differentiated once over all steps). Each replica's mean
-loss is scaled by 1/replicas before them, and apply_gradients sums them over
-replicas (CrossShardOptimizer on TPU, the v1 optimizer under a strategy),
-so every step is the global batch's mean-loss step, as on one device. The logged scalars are averaged
-over replicas (as host_call averages them over TPU cores); gradient_norm is
-then the mean of the replicas' norms of their own gradient share, not the
-norm of the summed gradient.
+Gradients come from kernel_gradients (one backward pass; in bfloat16 the
+ConvLSTM kernels are differentiated once over all steps). Each replica's
+mean loss is scaled by 1/replicas before them, and apply_gradients sums them
+over replicas (CrossShardOptimizer on TPU, the v1 optimizer under a
+strategy), so every step is the global batch's mean-loss step, as on one
+device. The logged scalars are averaged over replicas (as host_call averages
+them over TPU cores); gradient_norm is then the mean of the replicas' norms
+of their own gradient share, not the norm of the summed gradient.
 """
 import re
 
@@ -244,8 +244,11 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
                                summary_every_steps)
         if _replica()[1] != 0:
             host_call = _silent_host_call(host_call[1])
-        return tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
-                                    host_call=host_call)
+        # Under a strategy Estimator sums the replicas' TRAIN losses for its
+        # own log and summary (it averages only when the v1 optimizer scaled
+        # the loss itself), so each replica reports its share of the mean.
+        return tpu.TPUEstimatorSpec(mode, loss=loss / _replica()[0],
+                                    train_op=train_op, host_call=host_call)
 
     return model_fn
 

@@ -5,6 +5,7 @@ batch; a TPU that cannot be reached, or a batch that cannot be split over its
 cores, stops with one line."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -63,6 +64,11 @@ def test_mirrored_over_two_cpu_devices_follows_one_device(tmp_path):
         assert np.isfinite(summary["mirrored_eval"][name]), name
     # the progress log of both runs (hooks fetch the averaged scalars)
     assert stderr.count("step 3/3") == 2, stderr[-3000:]
+    # Estimator's own loss log shows the global mean loss, not the sum of
+    # the replicas' losses
+    logged = [float(value) for value in re.findall(r"loss = ([0-9.]+), step = 0", stderr)]
+    assert logged, stderr[-3000:]
+    np.testing.assert_allclose(logged, single["loss"][0], rtol=1e-5)
 
 
 def _free_ports(count):
