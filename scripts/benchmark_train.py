@@ -94,13 +94,12 @@ def reference_matmul(size, dtype):
     return TimedOp(graph, product, flops=2.0 * size ** 3)
 
 
-def count_flops(graph, fetch):
-    """FLOPs of the ops a run of `fetch` executes that have registered
+def count_flops(graph, op):
+    """FLOPs of the ops a run of `op` executes that have registered
     statistics (convs, matmuls and their gradients), from static shapes.
     Ops the run prunes, such as the unused filter gradients of kernels whose
     gradient kernel_gradients forms instead, are not counted."""
-    fetch = getattr(fetch, "op", fetch)  # a tensor or an op
-    executed = tf.graph_util.extract_sub_graph(graph.as_graph_def(), [fetch.name])
+    executed = tf.graph_util.extract_sub_graph(graph.as_graph_def(), [op.name])
     with tf.Graph().as_default() as executed_graph:
         tf.import_graph_def(executed, name="")
     options = tf.profiler.ProfileOptionBuilder.float_operation()
