@@ -1,5 +1,5 @@
 """The unroll's kernel gradients, computed once over all steps, equal
-autodiff's per-step filter gradients up to summation order."""
+autodiff's per-step filter gradients to float32 rounding."""
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
