@@ -2,7 +2,11 @@
 inference networks use it.
 
 The four gates come from a single convolution over [inputs, h] so a step
-costs one large conv rather than four small ones.
+costs one large conv rather than four small ones. Part of a GQN core's
+input (query pose, representation, target) is the same at every step of
+an unroll; convolution is linear in its input channels, so that part's
+share of the gates is computed once per unroll, and each step convolves
+only the inputs that change.
 """
 import collections
 
@@ -19,14 +23,35 @@ def zero_state(batch_size, size, channels, dtype):
     return LSTMState(zeros, zeros)
 
 
-def conv_lstm_step(inputs, state, hidden_channels, kernel_size, name,
-                   forget_bias=1.0):
-    """One ConvLSTM update; returns the new LSTMState."""
-    stacked = tf.concat([inputs, state.hidden], axis=-1)
-    gates = layers.conv2d(stacked, 4 * hidden_channels, kernel_size, name,
-                          defer_kernel_gradient=True)
-    input_gate, forget_gate, output_gate, candidate = tf.split(gates, 4, axis=-1)
-    cell = (tf.sigmoid(forget_gate + forget_bias) * state.cell
-            + tf.sigmoid(input_gate) * tf.tanh(candidate))
-    hidden = tf.sigmoid(output_gate) * tf.tanh(cell)
-    return LSTMState(hidden, cell)
+class ConvLSTMCore:
+    """One core's weights and its fixed inputs' gate share. The kernel's
+    input channels are [fixed inputs, step inputs, h], one variable, so the
+    checkpoint is that of a plain ConvLSTM over their concatenation."""
+
+    def __init__(self, name, fixed_inputs, step_channels, hidden_channels,
+                 kernel_size, forget_bias=1.0):
+        fixed_channels = fixed_inputs.shape.as_list()[-1]
+        self._kernel, bias = layers.kernel_and_bias(
+            name, [kernel_size, kernel_size,
+                   fixed_channels + step_channels + hidden_channels,
+                   4 * hidden_channels], 4 * hidden_channels)
+        self._first_step_channel = fixed_channels
+        dtype = fixed_inputs.dtype
+        self._fixed_gates = tf.nn.bias_add(
+            layers.convolve(fixed_inputs, self._kernel[:, :, :fixed_channels]),
+            tf.cast(bias, dtype))
+        # Sliced and cast once, used at every step.
+        self._step_kernel = tf.cast(self._kernel[:, :, fixed_channels:], dtype)
+        self._forget_bias = forget_bias
+
+    def step(self, step_inputs, state):
+        """One ConvLSTM update; returns the new LSTMState."""
+        stacked = tf.concat([step_inputs, state.hidden], axis=-1)
+        gates = self._fixed_gates + layers.convolve(
+            stacked, self._step_kernel,
+            deferred_from=(self._kernel, self._first_step_channel))
+        input_gate, forget_gate, output_gate, candidate = tf.split(gates, 4, axis=-1)
+        cell = (tf.sigmoid(forget_gate + self._forget_bias) * state.cell
+                + tf.sigmoid(input_gate) * tf.tanh(candidate))
+        hidden = tf.sigmoid(output_gate) * tf.tanh(cell)
+        return LSTMState(hidden, cell)

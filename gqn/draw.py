@@ -40,6 +40,38 @@ def upsample_to_canvas(hidden, config):
     return layers.conv2d(resized, config.canvas_channels, 3, "upsample")
 
 
+StepCores = collections.namedtuple("StepCores", ["generator", "inference"])
+
+
+def build_cores(config, conditioning, target_features=None):
+    """The ConvLSTM cores of each step (one pair for all steps when weights
+    are shared), with the gate share of their fixed inputs computed once:
+    the generator's is the conditioning; the inference core's the target's
+    patches and the conditioning. `target_features` absent: no inference
+    core (generation)."""
+    hidden, kernel_size = config.hidden_channels, config.lstm_kernel_size
+    built = {}
+
+    def core(kind, step, fixed_inputs, step_channels):
+        name = _core_name(kind, step, config)
+        if name not in built:
+            built[name] = conv_lstm.ConvLSTMCore(name, fixed_inputs, step_channels,
+                                                 hidden, kernel_size)
+        return built[name]
+
+    cores = []
+    for step in range(config.seq_length):
+        inference = None
+        if target_features is not None:
+            # Step inputs: the generator's h and the canvas features.
+            inference = core("inference_core", step,
+                             tf.concat([target_features, conditioning], axis=-1),
+                             2 * hidden)
+        generator = core("generator_core", step, conditioning, config.z_channels)
+        cores.append(StepCores(generator, inference))
+    return cores
+
+
 def initial_state(config, batch_size, compute_dtype, with_inference):
     size, channels = config.latent_size, config.hidden_channels
     generator = conv_lstm.zero_state(batch_size, size, channels, compute_dtype)
@@ -50,31 +82,25 @@ def initial_state(config, batch_size, compute_dtype, with_inference):
     return DrawState(generator, inference, canvas)
 
 
-def draw_step(config, step, state, conditioning, noise, target_features=None,
-              forced_z=None):
+def draw_step(config, state, cores, noise, forced_z=None):
     """One step of either unroll.
 
-    conditioning: query pose and representation on the latent grid
-      (B, s, s, 7 + R), computed once per unroll.
+    cores: this step's StepCores; with an inference core the step samples z
+      from the posterior (training), without it from the prior.
     noise: N(0, 1) of shape (B, s, s, z) for this step's sample.
-    target_features: the target's 4x4 patches (B, s, s, 48); given, the step
-      samples z from the posterior (training); absent, from the prior.
     forced_z: generation only; use this latent instead of sampling (lets a
       caller replay the latents of a training unroll).
     """
-    dtype = conditioning.dtype
+    dtype = state.generator.hidden.dtype
     prior = latent.gaussian_head(state.generator.hidden, config.z_channels, "prior")
     posterior, inference = None, None
-    if target_features is not None:
+    if cores.inference is not None:
         canvas_features = layers.conv2d(
             tf.cast(state.canvas, dtype), config.hidden_channels,
             DOWNSAMPLE_FACTOR, "canvas_downsample", strides=DOWNSAMPLE_FACTOR)
-        inference_inputs = tf.concat([target_features, conditioning,
-                                      state.generator.hidden, canvas_features],
-                                     axis=-1)
-        inference = conv_lstm.conv_lstm_step(
-            inference_inputs, state.inference, config.hidden_channels,
-            config.lstm_kernel_size, _core_name("inference_core", step, config))
+        inference = cores.inference.step(
+            tf.concat([state.generator.hidden, canvas_features], axis=-1),
+            state.inference)
         posterior = latent.gaussian_head(inference.hidden, config.z_channels,
                                          "posterior")
         z = latent.sample(posterior, noise)
@@ -82,10 +108,7 @@ def draw_step(config, step, state, conditioning, noise, target_features=None,
         z = forced_z
     else:
         z = latent.sample(prior, noise)
-    generator_inputs = tf.concat([conditioning, tf.cast(z, dtype)], axis=-1)
-    generator = conv_lstm.conv_lstm_step(
-        generator_inputs, state.generator, config.hidden_channels,
-        config.lstm_kernel_size, _core_name("generator_core", step, config))
+    generator = cores.generator.step(tf.cast(z, dtype), state.generator)
     canvas = state.canvas + tf.cast(upsample_to_canvas(generator.hidden, config),
                                     tf.float32)
     return DrawState(generator, inference, canvas), StepOutput(prior, posterior, z)
@@ -94,6 +117,8 @@ def draw_step(config, step, state, conditioning, noise, target_features=None,
 def unroll(config, conditioning, noises, target=None, forced_latents=None):
     """Runs the L steps (unrolled in Python: static shapes for XLA/TPU).
 
+    conditioning: query pose and representation on the latent grid
+      (B, s, s, 7 + R), computed once per unroll.
     With `target` (B, H, W, 3) it is the training unroll; without it, the
     generation unroll. Returns the final canvas (float32) and the per-step
     StepOutputs.
@@ -101,16 +126,18 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
     batch_size = conditioning.shape.as_list()[0]
     target_features = None
     if target is not None:
+        # The target's 4x4 patches on the latent grid (B, s, s, 48).
         target_features = tf.cast(tf.space_to_depth(target, DOWNSAMPLE_FACTOR),
                                   conditioning.dtype)
     state = initial_state(config, batch_size, conditioning.dtype,
                           with_inference=target is not None)
     outputs = []
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
+        cores = build_cores(config, conditioning, target_features)
         for step in range(config.seq_length):
             forced_z = forced_latents[step] if forced_latents is not None else None
-            state, output = draw_step(config, step, state, conditioning,
-                                      noises[step], target_features, forced_z)
+            state, output = draw_step(config, state, cores[step], noises[step],
+                                      forced_z)
             outputs.append(output)
     return state.canvas, outputs
 

@@ -4,9 +4,10 @@ once per unroll instead of once per step.
 Autodiff gives a kernel used at each of the L steps L small filter-gradient
 convolutions (batch B each), and on CPU those were the slowest part of a
 training step: oneDNN's bfloat16 filter gradient ran at about 40% of its
-forward rate. Inside `recording_kernel_uses()`, a `layers.conv2d` asked to
-defer its kernel gradient (the ConvLSTM cores) hides the kernel from
-autodiff and records the (input, output) of every use; then `gradients()`
+forward rate. Inside `recording_kernel_uses()`, a `layers.convolve` asked
+to defer its kernel gradient (the ConvLSTM cores' per-step convolutions)
+hides the kernel from autodiff and records the (input, output) of every
+use; then `gradients()`
 takes one backward pass for the variables and the recorded outputs together
 and forms each kernel's gradient from all its uses stacked into one batch,
 as k*k matrix products (one per kernel tap). The result is the same
@@ -23,7 +24,10 @@ import threading
 
 import tensorflow.compat.v1 as tf
 
-KernelUse = collections.namedtuple("KernelUse", ["inputs", "outputs", "stride"])
+# first_channel: the use convolved with the kernel's input channels from
+# this one on (a ConvLSTM step uses the part after the fixed inputs).
+KernelUse = collections.namedtuple("KernelUse",
+                                   ["first_channel", "inputs", "outputs", "stride"])
 
 BATCHED_DTYPES = (tf.bfloat16,)
 
@@ -38,9 +42,9 @@ class KernelUses:
         self.dtypes = tuple(dtypes)  # compute dtypes whose convolutions record
         self.by_kernel = collections.OrderedDict()  # variable.ref() -> [KernelUse]
 
-    def record(self, kernel, inputs, outputs, stride):
+    def record(self, kernel, first_channel, inputs, outputs, stride):
         self.by_kernel.setdefault(kernel.ref(), []).append(
-            KernelUse(inputs, outputs, stride))
+            KernelUse(first_channel, inputs, outputs, stride))
 
 
 @contextlib.contextmanager
@@ -89,6 +93,23 @@ def conv_kernel_gradient(inputs, output_gradients, kernel_size, stride):
                       [kernel_size, kernel_size, in_channels, out_channels])
 
 
+def _batched_kernel_gradient(kernel, first_channel, used):
+    """Gradient of `kernel` (float32, full shape) from its uses' (KernelUse,
+    output gradient) pairs that convolved its channels from `first_channel`
+    on; None without any."""
+    if not used:
+        return None
+    kernel_size, _, kernel_channels, _ = kernel.shape.as_list()
+    part = tf.cast(conv_kernel_gradient(
+        tf.concat([use.inputs for use, _ in used], axis=0),
+        tf.concat([gradient for _, gradient in used], axis=0),
+        kernel_size, used[0][0].stride), tf.float32)
+    channels_after = kernel_channels - first_channel - part.shape.as_list()[2]
+    if first_channel or channels_after:
+        part = tf.pad(part, [[0, 0], [0, 0], [first_channel, channels_after], [0, 0]])
+    return part
+
+
 def gradients(loss, variables, uses):
     """[(gradient or None, variable)] for `variables`, in one backward pass,
     shaped as Optimizer.compute_gradients returns them. Unlike it, this does
@@ -103,16 +124,13 @@ def gradients(loss, variables, uses):
     output_gradients = iter(all_gradients[len(variables):])
     for ref in deferred:
         used = [(use, next(output_gradients)) for use in uses.by_kernel[ref]]
-        used = [(use, gradient) for use, gradient in used if gradient is not None]
-        if not used:
-            continue
-        kernel_gradient = tf.cast(conv_kernel_gradient(
-            tf.concat([use.inputs for use, _ in used], axis=0),
-            tf.concat([gradient for _, gradient in used], axis=0),
-            ref.deref().shape.as_list()[0], used[0][0].stride), tf.float32)
-        if by_ref[ref] is not None:  # also used outside the recording
-            kernel_gradient += by_ref[ref]
-        by_ref[ref] = kernel_gradient
+        for first_channel in sorted({use.first_channel for use, _ in used}):
+            part = _batched_kernel_gradient(
+                ref.deref(), first_channel,
+                [(use, gradient) for use, gradient in used
+                 if use.first_channel == first_channel and gradient is not None])
+            if part is not None:
+                by_ref[ref] = part if by_ref[ref] is None else by_ref[ref] + part
     # Every gradient is complete before any is applied: reads of the TF1
     # (ref) variables alias the buffers that the optimizer updates in place,
     # so a kernel updated while the backward pass still reads it would give

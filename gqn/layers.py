@@ -6,7 +6,9 @@ import tensorflow.compat.v1 as tf
 from gqn import kernel_gradients
 
 
-def _kernel_and_bias(name, kernel_shape, bias_channels):
+def kernel_and_bias(name, kernel_shape, bias_channels):
+    """The float32 kernel and bias variables of layer `name`, created on
+    first use, then shared."""
     with tf.variable_scope(name, reuse=tf.AUTO_REUSE):
         kernel = tf.get_variable("kernel", kernel_shape, tf.float32,
                                  initializer=tf.glorot_uniform_initializer())
@@ -15,25 +17,33 @@ def _kernel_and_bias(name, kernel_shape, bias_channels):
     return kernel, bias
 
 
-def conv2d(inputs, filters, kernel_size, name, strides=1, activation=None,
-           defer_kernel_gradient=False):
-    """'SAME' 2-D convolution with bias; weights created on first use, then
-    shared. With `defer_kernel_gradient`, while kernel uses are recorded, the
-    kernel is hidden from autodiff and kernel_gradients.gradients()
-    differentiates it over all its uses at once."""
-    in_channels = inputs.shape[-1]
-    kernel, bias = _kernel_and_bias(
-        name, [kernel_size, kernel_size, in_channels, filters], filters)
+def convolve(inputs, kernel, strides=1, deferred_from=None):
+    """'SAME' 2-D convolution of `inputs` with `kernel` (float32, cast to the
+    inputs' dtype). `deferred_from` = (variable, first input channel) says
+    `kernel` is that variable from that channel on; while kernel uses are
+    recorded, the kernel is then hidden from autodiff and
+    kernel_gradients.gradients() differentiates it over all its uses at once."""
     recorder = (kernel_gradients.active_recorder(inputs.dtype)
-                if defer_kernel_gradient else None)
-    cast_kernel = tf.cast(kernel, inputs.dtype)
+                if deferred_from is not None else None)
+    kernel = tf.cast(kernel, inputs.dtype)
     if recorder is not None:
-        cast_kernel = tf.stop_gradient(cast_kernel)
-    outputs = tf.nn.conv2d(inputs, cast_kernel, strides=[1, strides, strides, 1],
+        kernel = tf.stop_gradient(kernel)
+    outputs = tf.nn.conv2d(inputs, kernel, strides=[1, strides, strides, 1],
                            padding="SAME")
     if recorder is not None:
-        recorder.record(kernel, inputs, outputs, strides)
-    outputs = tf.nn.bias_add(outputs, tf.cast(bias, inputs.dtype))
+        variable, first_channel = deferred_from
+        recorder.record(variable, first_channel, inputs, outputs, strides)
+    return outputs
+
+
+def conv2d(inputs, filters, kernel_size, name, strides=1, activation=None):
+    """'SAME' 2-D convolution with bias; weights created on first use, then
+    shared."""
+    in_channels = inputs.shape[-1]
+    kernel, bias = kernel_and_bias(
+        name, [kernel_size, kernel_size, in_channels, filters], filters)
+    outputs = tf.nn.bias_add(convolve(inputs, kernel, strides),
+                             tf.cast(bias, inputs.dtype))
     return activation(outputs) if activation is not None else outputs
 
 
@@ -41,7 +51,7 @@ def conv2d_transpose(inputs, filters, kernel_size, strides, name):
     """Transposed convolution ('VALID' layout: output = input * strides when
     kernel_size == strides)."""
     batch, height, width, in_channels = inputs.shape.as_list()
-    kernel, bias = _kernel_and_bias(
+    kernel, bias = kernel_and_bias(
         name, [kernel_size, kernel_size, filters, in_channels], filters)
     output_shape = [batch, height * strides, width * strides, filters]
     outputs = tf.nn.conv2d_transpose(

@@ -53,9 +53,9 @@ flags.DEFINE_integer("repeats", 2, "Rounds over the variants, interleaved; each 
 # board); V100 15.7 TFLOP/s float32 (it has no bfloat16, and this package has
 # no float16 mode); A100 156 TFLOP/s TF32 (TensorFlow's default for float32
 # convolutions on Ampere) and 312 TFLOP/s bfloat16, dense. Utilisation: 5
-# examples per device of 16x16 ConvLSTMs with 583-1079 input channels keep
-# the matrix units far from full; 30 % (50 % for plain float32 FMA units)
-# is a plain guess. Bandwidth: inter-core links on the TPU board, NVLink
+# examples per device of 16x16 ConvLSTMs with 320-768 per-step input
+# channels keep the matrix units far from full; 30 % (50 % for plain float32
+# FMA units) is a plain guess. Bandwidth: inter-core links on the TPU board, NVLink
 # (DGX-1 V100, DGX A100), as NCCL-style bus bandwidth.
 HARDWARE = [
     ("TPU v3-8 (bfloat16)", 8, 420e12, 0.30, 200e9),

@@ -1,5 +1,7 @@
 """Shapes, the KL, the schedules and the train/generation consistency of the
 GQN graph, on tiny configs."""
+import collections
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -125,6 +127,31 @@ def test_training_prior_equals_generation_prior_for_same_latents(shared):
     np.testing.assert_allclose(images[0], images[1], rtol=1e-5, atol=1e-6)
     # and the priors do move with the latents (not a constant)
     assert not np.allclose(first[0][0], first[-1][0])
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_cores_convolve_fixed_inputs_once_per_weights(shared):
+    """Query pose, representation and target are convolved into the core
+    gates once per set of core weights (once per unroll when shared); each
+    step convolves only its changing inputs and h, never the whole input."""
+    config = tiny_config(share_core_weights=shared, seq_length=4)
+    features, labels = constant_batch(config)
+    model.reconstruct(config, features, labels,
+                      model.standard_noise(config, config.batch_size))
+    gate_convolutions = collections.Counter(
+        op.inputs[0].shape.as_list()[-1]
+        for op in tf.get_default_graph().get_operations()
+        if op.type == "Conv2D"
+        and op.outputs[0].shape.as_list()[-1] == 4 * config.hidden_channels)
+    steps, hidden = config.seq_length, config.hidden_channels
+    conditioning = config.pose_dim + config.representation_channels
+    fixed_convolutions = 1 if shared else steps
+    assert gate_convolutions == {
+        conditioning: fixed_convolutions,  # generator: conditioning
+        config.target_feature_channels + conditioning: fixed_convolutions,
+        config.z_channels + hidden: steps,  # generator: z, h
+        3 * hidden: steps,  # inference: generator h, canvas features, h
+    }
 
 
 def test_seeded_noise_is_per_example():

@@ -93,21 +93,33 @@ def _unfused_conv_lstm_step(inputs, state, kernel, bias, forget_bias=1.0):
     return conv_lstm.LSTMState(tf.sigmoid(output_gate) * tf.tanh(cell), cell)
 
 
-def test_fused_gates_equal_four_separate_convolutions():
+def test_fused_split_core_equals_four_separate_convolutions():
+    """The core convolves its fixed inputs once and its step inputs and h at
+    each step, all four gates at once; the textbook cell convolves each
+    gate over all inputs at every step. Same weights, same outputs, at
+    every step of a short unroll."""
     rng = np.random.RandomState(0)
-    inputs = rng.randn(2, 8, 8, 5).astype(np.float32)
+    fixed_inputs = rng.randn(2, 8, 8, 3).astype(np.float32)
+    step_inputs = [rng.randn(2, 8, 8, 2).astype(np.float32) for _ in range(3)]
     state = conv_lstm.LSTMState(*(rng.randn(2, 8, 8, 6).astype(np.float32)
                                   for _ in range(2)))
     with tf.Graph().as_default(), tf.Session() as session:
-        fused = conv_lstm.conv_lstm_step(tf.constant(inputs), state, 6, 3, "cell")
-        session.run(tf.global_variables_initializer())
+        core = conv_lstm.ConvLSTMCore("cell", tf.constant(fixed_inputs), 2, 6, 3)
         kernel_var, bias_var = tf.global_variables()
+        assert kernel_var.shape.as_list() == [3, 3, 3 + 2 + 6, 24]
+        session.run(tf.global_variables_initializer())
         session.run(bias_var.assign(rng.randn(24).astype(np.float32)))
         kernel, bias = session.run([kernel_var, bias_var])
-        unfused = _unfused_conv_lstm_step(tf.constant(inputs), state, kernel, bias)
-        fused_values, unfused_values = session.run([fused, unfused])
-    for a, b in zip(fused_values, unfused_values):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        fused, unfused = [state], [state]
+        for inputs in step_inputs:
+            fused.append(core.step(tf.constant(inputs), fused[-1]))
+            unfused.append(_unfused_conv_lstm_step(
+                tf.constant(np.concatenate([fixed_inputs, inputs], axis=-1)),
+                unfused[-1], kernel, bias))
+        fused_values, unfused_values = session.run([fused[1:], unfused[1:]])
+    for fused_state, unfused_state in zip(fused_values, unfused_values):
+        for a, b in zip(fused_state, unfused_state):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_cpu_flags_parse_and_bfloat16_fallback(tmp_path, monkeypatch):
