@@ -59,14 +59,14 @@ def build_cores(config, conditioning, target_features=None):
                                                  hidden, kernel_size)
         return built[name]
 
+    if target_features is not None:
+        inference_fixed = tf.concat([target_features, conditioning], axis=-1)
     cores = []
     for step in range(config.seq_length):
         inference = None
         if target_features is not None:
             # Step inputs: the generator's h and the canvas features.
-            inference = core("inference_core", step,
-                             tf.concat([target_features, conditioning], axis=-1),
-                             2 * hidden)
+            inference = core("inference_core", step, inference_fixed, 2 * hidden)
         generator = core("generator_core", step, conditioning, config.z_channels)
         cores.append(StepCores(generator, inference))
     return cores
