@@ -37,11 +37,15 @@ class ConvLSTMCore:
                    4 * hidden_channels], 4 * hidden_channels)
         self._first_step_channel = fixed_channels
         dtype = fixed_inputs.dtype
+        # Split, not sliced twice: autodiff's gradient of a split is one
+        # concatenation, where slices would each scatter into a zero kernel.
+        fixed_kernel, step_kernel = tf.split(
+            self._kernel, [fixed_channels, step_channels + hidden_channels], axis=2)
         self._fixed_gates = tf.nn.bias_add(
-            layers.convolve(fixed_inputs, self._kernel[:, :, :fixed_channels]),
+            layers.convolve(fixed_inputs, fixed_kernel,
+                            deferred_from=(self._kernel, 0)),
             tf.cast(bias, dtype))
-        # Sliced and cast once, used at every step.
-        self._step_kernel = tf.cast(self._kernel[:, :, fixed_channels:], dtype)
+        self._step_kernel = tf.cast(step_kernel, dtype)  # cast once, used L times
         self._forget_bias = forget_bias
 
     def step(self, step_inputs, state):

@@ -2,21 +2,19 @@
 once per unroll instead of once per step.
 
 Autodiff gives a kernel used at each of the L steps L small filter-gradient
-convolutions (batch B each), and on CPU those were the slowest part of a
-training step: oneDNN's bfloat16 filter gradient ran at about 40% of its
-forward rate. Inside `recording_kernel_uses()`, a `layers.convolve` asked
-to defer its kernel gradient (the ConvLSTM cores' per-step convolutions)
+convolutions (batch B each), and at small B those were the slowest part of
+a bfloat16 training step on CPU: oneDNN's bfloat16 filter gradient ran at
+about 40% of its forward rate. Inside `recording_kernel_uses()`, a
+`layers.convolve` asked to defer its kernel gradient (the ConvLSTM cores)
 hides the kernel from autodiff and records the (input, output) of every
-use; then `gradients()`
-takes one backward pass for the variables and the recorded outputs together
-and forms each kernel's gradient from all its uses stacked into one batch,
-as k*k matrix products (one per kernel tap). The result is the same
-gradient up to rounding.
+use; then `gradients()` takes one backward pass for the variables and the
+recorded outputs together and forms each kernel's gradient from all its
+uses stacked into one batch, as k*k matrix products (one per kernel tap).
+The result is the same gradient up to rounding.
 
-Only convolutions computing in BATCHED_DTYPES are batched. On the 2-core AMX
-Xeon of the README's benchmark, batching made a bfloat16 paper-size step
-1.3x faster, while in float32 oneDNN's per-step filter gradients were as
-fast (paper) or faster (small preset) than the batched matmuls.
+Training batches only bfloat16 convolutions, and only while each step's
+filter gradient is a thin product (`batched_dtypes`); see there for the
+measurements behind that choice.
 """
 import collections
 import contextlib
@@ -30,6 +28,7 @@ KernelUse = collections.namedtuple("KernelUse",
                                    ["first_channel", "inputs", "outputs", "stride"])
 
 BATCHED_DTYPES = (tf.bfloat16,)
+MAX_ROWS_PER_GATE_CHANNEL = 2
 
 # Per thread: MirroredStrategy builds each replica's graph in its own thread.
 _recording = threading.local()
@@ -47,12 +46,30 @@ class KernelUses:
             KernelUse(first_channel, inputs, outputs, stride))
 
 
+def batched_dtypes(config, batch_size):
+    """The compute dtypes whose ConvLSTM kernel gradients training batches
+    for `config` at `batch_size` examples per replica: BATCHED_DTYPES while a
+    step's filter gradient is a thin product, its rows (batch x latent grid)
+    at most MAX_ROWS_PER_GATE_CHANNEL times its output channels (4 x hidden).
+
+    Measured on the README's 2-core AMX Xeon, bfloat16, batched against
+    per-step gradients: paper-size cores (1024 gate channels) 1.26x faster
+    at batch 4 (1024 rows), 1.13x at 8 (2048), 0.91x at 16 (4096); the small
+    preset (512 gate channels) 0.80x at batch 8 (2048). Larger per-step
+    products run well in oneDNN and, unlike the batched one, overlap with the
+    rest of the backward pass. In float32 per-step gradients were as fast or
+    faster at every size measured."""
+    rows = batch_size * config.latent_size ** 2
+    gate_channels = 4 * config.hidden_channels
+    return BATCHED_DTYPES if rows <= MAX_ROWS_PER_GATE_CHANNEL * gate_channels else ()
+
+
 @contextlib.contextmanager
-def recording_kernel_uses(dtypes=None):
-    """Within the block, the deferring conv2d kernels that compute in
-    `dtypes` (default BATCHED_DTYPES) are differentiated by `gradients()`,
-    not by autodiff; yields the KernelUses to pass to it."""
-    uses = KernelUses(BATCHED_DTYPES if dtypes is None else dtypes)
+def recording_kernel_uses(dtypes):
+    """Within the block, the deferring convolutions that compute in one of
+    `dtypes` are differentiated by `gradients()`, not by autodiff; yields the
+    KernelUses to pass to it."""
+    uses = KernelUses(dtypes)
     previous = getattr(_recording, "uses", None)
     _recording.uses = uses
     try:
@@ -93,21 +110,31 @@ def conv_kernel_gradient(inputs, output_gradients, kernel_size, stride):
                       [kernel_size, kernel_size, in_channels, out_channels])
 
 
-def _batched_kernel_gradient(kernel, first_channel, used):
+def _batched_kernel_gradient(kernel, used):
     """Gradient of `kernel` (float32, full shape) from its uses' (KernelUse,
-    output gradient) pairs that convolved its channels from `first_channel`
-    on; None without any."""
-    if not used:
-        return None
-    kernel_size, _, kernel_channels, _ = kernel.shape.as_list()
-    part = tf.cast(conv_kernel_gradient(
-        tf.concat([use.inputs for use, _ in used], axis=0),
-        tf.concat([gradient for _, gradient in used], axis=0),
-        kernel_size, used[0][0].stride), tf.float32)
-    channels_after = kernel_channels - first_channel - part.shape.as_list()[2]
-    if first_channel or channels_after:
-        part = tf.pad(part, [[0, 0], [0, 0], [first_channel, channels_after], [0, 0]])
-    return part
+    output gradient) pairs. Uses that convolved the same input channels are
+    stacked into one batch; the parts of different channel ranges (which
+    must not overlap) are concatenated, zeros where no use reached."""
+    kernel_size, _, kernel_channels, out_channels = kernel.shape.as_list()
+    pieces, next_channel = [], 0
+    for first_channel in sorted({use.first_channel for use, _ in used}):
+        same_channels = [(use, gradient) for use, gradient in used
+                         if use.first_channel == first_channel]
+        if first_channel < next_channel:
+            raise ValueError(f"uses of {kernel.op.name} overlap at input channel "
+                             f"{first_channel}")
+        if first_channel > next_channel:
+            pieces.append(tf.zeros([kernel_size, kernel_size,
+                                    first_channel - next_channel, out_channels]))
+        pieces.append(tf.cast(conv_kernel_gradient(
+            tf.concat([use.inputs for use, _ in same_channels], axis=0),
+            tf.concat([gradient for _, gradient in same_channels], axis=0),
+            kernel_size, same_channels[0][0].stride), tf.float32))
+        next_channel = first_channel + pieces[-1].shape.as_list()[2]
+    if next_channel < kernel_channels:
+        pieces.append(tf.zeros([kernel_size, kernel_size,
+                                kernel_channels - next_channel, out_channels]))
+    return tf.concat(pieces, axis=2) if len(pieces) > 1 else pieces[0]
 
 
 def gradients(loss, variables, uses):
@@ -124,13 +151,13 @@ def gradients(loss, variables, uses):
     output_gradients = iter(all_gradients[len(variables):])
     for ref in deferred:
         used = [(use, next(output_gradients)) for use in uses.by_kernel[ref]]
-        for first_channel in sorted({use.first_channel for use, _ in used}):
-            part = _batched_kernel_gradient(
-                ref.deref(), first_channel,
-                [(use, gradient) for use, gradient in used
-                 if use.first_channel == first_channel and gradient is not None])
-            if part is not None:
-                by_ref[ref] = part if by_ref[ref] is None else by_ref[ref] + part
+        used = [(use, gradient) for use, gradient in used if gradient is not None]
+        if not used:
+            continue
+        kernel_gradient = _batched_kernel_gradient(ref.deref(), used)
+        if by_ref[ref] is not None:  # also used outside the recording
+            kernel_gradient += by_ref[ref]
+        by_ref[ref] = kernel_gradient
     # Every gradient is complete before any is applied: reads of the TF1
     # (ref) variables alias the buffers that the optimizer updates in place,
     # so a kernel updated while the backward pass still reads it would give

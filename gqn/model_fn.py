@@ -7,8 +7,9 @@ here: no v1 summaries (scalars and images go through host_call), eval metrics
 through eval_metrics, static shapes throughout, CrossShardOptimizer only on
 TPU.
 
-Gradients come from kernel_gradients (one backward pass; in bfloat16 the
-ConvLSTM kernels are differentiated once over all steps). Each replica's
+Gradients come from kernel_gradients (one backward pass; in bfloat16 at
+small per-replica batches the ConvLSTM kernels are differentiated once over
+all steps). Each replica's
 mean loss is scaled by 1/replicas before them, and apply_gradients sums them
 over replicas (CrossShardOptimizer on TPU, the v1 optimizer under a
 strategy), so every step is the global batch's mean-loss step, as on one
@@ -185,7 +186,8 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             return tpu.TPUEstimatorSpec(mode, predictions=_predictions(
                 gqn_config, features, batch_size))
 
-        with kernel_gradients.recording_kernel_uses() as kernel_uses:
+        with kernel_gradients.recording_kernel_uses(
+                kernel_gradients.batched_dtypes(gqn_config, batch_size)) as kernel_uses:
             terms, sigma, reconstruction = _per_example_terms(
                 gqn_config, features, labels, global_step)
         loss = tf.reduce_mean(terms["elbo"])

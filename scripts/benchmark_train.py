@@ -39,7 +39,8 @@ flags.DEFINE_boolean("compare_kernel_gradients", False,
                      "Time every variant twice instead: with the ConvLSTM kernel "
                      "gradients batched over the unroll (gqn/kernel_gradients.py) "
                      "and left to autodiff, one filter gradient per step (by "
-                     "default only bfloat16 batches them).")
+                     "default only bfloat16 steps at small batches batch them; "
+                     "see kernel_gradients.batched_dtypes).")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant (after warm-up).")
 flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first.")
 flags.DEFINE_integer("paper_batch_size", 4,
@@ -110,13 +111,14 @@ def count_flops(graph, op):
 def train_step(config, xla=False, batched_kernel_gradients=None):
     """The real TRAIN step of `config` (model_fn, gradients, Adam) on a fixed
     in-memory batch, as a TimedOp knowing its FLOPs. `batched_kernel_gradients`
-    True or False overrides kernel_gradients.BATCHED_DTYPES for the step."""
+    True or False overrides kernel_gradients.batched_dtypes for the step."""
     batch = config.batch_size
     features, labels = random_inputs(config, batch)
-    batched_dtypes = {None: kernel_gradients.BATCHED_DTYPES, False: (),
-                      True: (tf.float32, tf.bfloat16)}[batched_kernel_gradients]
+    choice = {None: kernel_gradients.batched_dtypes,
+              False: lambda *_: (),
+              True: lambda *_: (tf.float32, tf.bfloat16)}[batched_kernel_gradients]
     with tf.Graph().as_default() as graph, mock.patch.object(
-            kernel_gradients, "BATCHED_DTYPES", batched_dtypes):
+            kernel_gradients, "batched_dtypes", choice):
         features = {key: tf.constant(value) for key, value in features.items()}
         labels = tf.constant(labels)
         spec = model_fn_builder(config)(
@@ -127,7 +129,8 @@ def train_step(config, xla=False, batched_kernel_gradients=None):
 
 def _kernel_gradient_mode(config, batched):
     if batched is None:
-        batched = tf.as_dtype(config.precision) in kernel_gradients.BATCHED_DTYPES
+        batched = tf.as_dtype(config.precision) in kernel_gradients.batched_dtypes(
+            config, config.batch_size)
     return "batched" if batched else "autodiff"
 
 

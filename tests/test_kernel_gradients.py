@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from gqn import kernel_gradients, model, objective
+from gqn import config as gqn_config
+from gqn import kernel_gradients, layers, model, objective
 from tests.tiny import constant_batch, tiny_config
 
 
@@ -59,22 +60,60 @@ def test_model_gradients_equal_autodiff(upsample):
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             expected, actual = session.run([expected, [g for g, _ in actual]])
-    # Every step's uses of the shared core were recorded, so the test
-    # compares one batched gradient with the sum of per-step ones.
-    assert uses_per_kernel["gqn/draw/generator_core/kernel"] == config.seq_length
-    assert uses_per_kernel["gqn/draw/inference_core/kernel"] == config.seq_length
+    # The fixed inputs' use and every step's use of the shared core were
+    # recorded, so the test compares one batched gradient, assembled from
+    # two channel ranges, with autodiff's.
+    assert uses_per_kernel["gqn/draw/generator_core/kernel"] == config.seq_length + 1
+    assert uses_per_kernel["gqn/draw/inference_core/kernel"] == config.seq_length + 1
     for variable, want, got in zip(variables, expected, actual):
         np.testing.assert_allclose(got, 2 * want, rtol=1e-5, atol=4e-6 * np.abs(want).max(),
                                    err_msg=variable.op.name)
 
 
 @pytest.mark.parametrize("precision, batched", [("bfloat16", True), ("float32", False)])
-def test_by_default_only_bfloat16_cores_batch_their_kernel_gradients(precision, batched):
+def test_only_cores_computing_in_the_given_dtypes_record(precision, batched):
     config = tiny_config(precision=precision)
     with tf.Graph().as_default():
         features, labels = constant_batch(config)
-        with kernel_gradients.recording_kernel_uses() as uses:
+        with kernel_gradients.recording_kernel_uses([tf.bfloat16]) as uses:
             _training_loss(config, features, labels)
     recorded = sorted(ref.deref().op.name for ref in uses.by_kernel)
     assert recorded == (["gqn/draw/generator_core/kernel",
                          "gqn/draw/inference_core/kernel"] if batched else [])
+
+
+@pytest.mark.parametrize("name, batch_size, batched", [
+    ("paper", 4, True), ("paper", 8, True), ("paper", 16, False), ("paper", 36, False),
+    ("small", 4, True), ("small", 8, False)])
+def test_training_batches_bfloat16_kernel_gradients_at_small_batches(
+        name, batch_size, batched):
+    """The measured crossover (kernel_gradients.batched_dtypes): batched up
+    to twice as many rows per step (batch x 16 x 16) as gate channels."""
+    config = gqn_config.preset(name, precision="bfloat16")
+    dtypes = kernel_gradients.batched_dtypes(config, batch_size)
+    assert tuple(dtypes) == ((tf.bfloat16,) if batched else ())
+
+
+def test_kernel_parts_assemble_by_input_channel():
+    """A kernel whose recorded uses reach only some of its input channels
+    gets zeros for the rest; uses of overlapping ranges are refused."""
+    rng = np.random.RandomState(1)
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as session:
+        inputs = tf.constant(rng.randn(2, 6, 6, 2).astype(np.float32))
+        kernel, _ = layers.kernel_and_bias("layer", [3, 3, 5, 4], 4)
+        with kernel_gradients.recording_kernel_uses([tf.float32]) as uses:
+            outputs = layers.convolve(inputs, kernel[:, :, 3:], deferred_from=(kernel, 3))
+        loss = tf.reduce_sum(tf.square(outputs))
+        [(actual, _)] = kernel_gradients.gradients(loss, [kernel], uses)
+        [expected] = tf.gradients(
+            tf.reduce_sum(tf.square(tf.nn.conv2d(inputs, kernel[:, :, 3:], 1, "SAME"))),
+            [kernel])
+        session.run(tf.global_variables_initializer())
+        actual, expected = session.run([actual, expected])
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+        assert not actual[:, :, :3].any() and actual[:, :, 3:].any()
+        with kernel_gradients.recording_kernel_uses([tf.float32]) as overlapping:
+            both = (layers.convolve(inputs, kernel[:, :, 2:4], deferred_from=(kernel, 2))
+                    + layers.convolve(inputs, kernel[:, :, 3:], deferred_from=(kernel, 3)))
+        with pytest.raises(ValueError, match="overlap at input channel 3"):
+            kernel_gradients.gradients(tf.reduce_sum(both), [kernel], overlapping)
