@@ -55,10 +55,10 @@ def batched_dtypes(config, batch_size):
     Measured on the README's 2-core AMX Xeon, bfloat16, batched against
     per-step gradients: paper-size cores (1024 gate channels) 1.26x faster
     at batch 4 (1024 rows), 1.13x at 8 (2048), 0.91x at 16 (4096), 0.95x at
-    36; the small preset (512 gate channels) 0.80x at batch 8 (2048). Larger per-step
-    products run well in oneDNN and, unlike the batched one, overlap with the
-    rest of the backward pass. In float32 per-step gradients were as fast or
-    faster at every size measured."""
+    36; the small preset (512 gate channels) 0.80x at batch 8 (2048).
+    Larger per-step products run well in oneDNN and, unlike the batched
+    one, overlap with the rest of the backward pass. In float32 per-step
+    gradients were as fast or faster at every size measured."""
     rows = batch_size * config.latent_size ** 2
     gate_channels = 4 * config.hidden_channels
     return BATCHED_DTYPES if rows <= MAX_ROWS_PER_GATE_CHANNEL * gate_channels else ()
