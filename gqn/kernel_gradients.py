@@ -116,6 +116,11 @@ def _batched_kernel_gradient(kernel, used):
     stacked into one batch; the parts of different channel ranges (which
     must not overlap) are concatenated, zeros where no use reached."""
     kernel_size, _, kernel_channels, out_channels = kernel.shape.as_list()
+
+    def zeros_up_to(channel):  # for the channels no use reached
+        return [tf.zeros([kernel_size, kernel_size, channel - next_channel,
+                          out_channels])] if channel > next_channel else []
+
     pieces, next_channel = [], 0
     for first_channel in sorted({use.first_channel for use, _ in used}):
         same_channels = [(use, gradient) for use, gradient in used
@@ -123,17 +128,13 @@ def _batched_kernel_gradient(kernel, used):
         if first_channel < next_channel:
             raise ValueError(f"uses of {kernel.op.name} overlap at input channel "
                              f"{first_channel}")
-        if first_channel > next_channel:
-            pieces.append(tf.zeros([kernel_size, kernel_size,
-                                    first_channel - next_channel, out_channels]))
+        pieces += zeros_up_to(first_channel)
         pieces.append(tf.cast(conv_kernel_gradient(
             tf.concat([use.inputs for use, _ in same_channels], axis=0),
             tf.concat([gradient for _, gradient in same_channels], axis=0),
             kernel_size, same_channels[0][0].stride), tf.float32))
         next_channel = first_channel + pieces[-1].shape.as_list()[2]
-    if next_channel < kernel_channels:
-        pieces.append(tf.zeros([kernel_size, kernel_size,
-                                kernel_channels - next_channel, out_channels]))
+    pieces += zeros_up_to(kernel_channels)
     return tf.concat(pieces, axis=2) if len(pieces) > 1 else pieces[0]
 
 

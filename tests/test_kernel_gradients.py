@@ -102,16 +102,17 @@ def test_kernel_parts_assemble_by_input_channel():
         inputs = tf.constant(rng.randn(2, 6, 6, 2).astype(np.float32))
         kernel, _ = layers.kernel_and_bias("layer", [3, 3, 5, 4], 4)
         with kernel_gradients.recording_kernel_uses([tf.float32]) as uses:
-            outputs = layers.convolve(inputs, kernel[:, :, 3:], deferred_from=(kernel, 3))
+            outputs = layers.convolve(inputs, kernel[:, :, 1:3], deferred_from=(kernel, 1))
         loss = tf.reduce_sum(tf.square(outputs))
         [(actual, _)] = kernel_gradients.gradients(loss, [kernel], uses)
         [expected] = tf.gradients(
-            tf.reduce_sum(tf.square(tf.nn.conv2d(inputs, kernel[:, :, 3:], 1, "SAME"))),
+            tf.reduce_sum(tf.square(tf.nn.conv2d(inputs, kernel[:, :, 1:3], 1, "SAME"))),
             [kernel])
         session.run(tf.global_variables_initializer())
         actual, expected = session.run([actual, expected])
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
-        assert not actual[:, :, :3].any() and actual[:, :, 3:].any()
+        assert actual[:, :, 1:3].all()
+        assert not actual[:, :, :1].any() and not actual[:, :, 3:].any()
         with kernel_gradients.recording_kernel_uses([tf.float32]) as overlapping:
             both = (layers.convolve(inputs, kernel[:, :, 2:4], deferred_from=(kernel, 2))
                     + layers.convolve(inputs, kernel[:, :, 3:], deferred_from=(kernel, 3)))
