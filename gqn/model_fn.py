@@ -9,11 +9,10 @@ TPU.
 
 Gradients come from kernel_gradients (one backward pass; in bfloat16 at
 small per-replica batches the ConvLSTM kernels are differentiated once over
-all steps). Each replica's
-mean loss is scaled by 1/replicas before them, and apply_gradients sums them
-over replicas (CrossShardOptimizer on TPU, the v1 optimizer under a
-strategy), so every step is the global batch's mean-loss step, as on one
-device. The logged scalars are averaged over replicas (as host_call averages
+all steps). Each replica's mean loss is scaled by 1/replicas before them,
+and apply_gradients sums them over replicas (CrossShardOptimizer on TPU,
+the v1 optimizer under a strategy), so every step is the global batch's
+mean-loss step, as on one device. The logged scalars are averaged over replicas (as host_call averages
 them over TPU cores); gradient_norm is then the mean of the replicas' norms
 of their own gradient share, not the norm of the summed gradient.
 """

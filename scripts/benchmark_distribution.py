@@ -55,8 +55,8 @@ flags.DEFINE_integer("repeats", 2, "Rounds over the variants, interleaved; each 
 # convolutions on Ampere) and 312 TFLOP/s bfloat16, dense. Utilisation: 5
 # examples per device of 16x16 ConvLSTMs with 320-768 per-step input
 # channels keep the matrix units far from full; 30 % (50 % for plain float32
-# FMA units) is a plain guess. Bandwidth: inter-core links on the TPU board, NVLink
-# (DGX-1 V100, DGX A100), as NCCL-style bus bandwidth.
+# FMA units) is a plain guess. Bandwidth: inter-core links on the TPU board,
+# NVLink (DGX-1 V100, DGX A100), as NCCL-style bus bandwidth.
 HARDWARE = [
     ("TPU v3-8 (bfloat16)", 8, 420e12, 0.30, 200e9),
     ("8x V100 (float32)", 8, 8 * 15.7e12, 0.50, 130e9),
