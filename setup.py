@@ -20,10 +20,14 @@ setup(
         "numpy",
         "Pillow",
         "absl-py",
+        # progress bars of the converter and structure-from-motion
+        "tqdm",
     ],
     extras_require={
         "tpu": ["cloud-tpu-client"],
-        "test": ["pytest"],
+        # COLMAP structure-from-motion for `convert_fruit_stills.py --poses sfm`
+        "sfm": ["pycolmap"],
+        "test": ["pytest", "pycolmap"],
     },
     entry_points={
         "console_scripts": [

@@ -4,12 +4,14 @@ DeepMind's sets are described by a fixed table (from their data_reader.py).
 Sets that this package writes (synthetic scenes, converted photos) carry a
 `dataset_info.json` beside their `train/` and `test/` folders instead, which
 also records that scenes may have different view counts (the fruit photos
-have 12 or 8).
+have 12 or 8), which views are held out of training, and how each scene's
+cameras were brought into the GQN frame.
 """
 import dataclasses
 import json
 import os
 import re
+from typing import Optional
 
 import tensorflow.compat.v1 as tf
 
@@ -23,8 +25,14 @@ SHARD_FILE_PATTERN = re.compile(r"^(\d+)-of-(\d+)\.tfrecord$")
 class DatasetInfo:
     """Shape facts about one record set.
 
-    `sequence_size` is the largest number of views a scene has; `min_views`
-    the smallest (equal for every DeepMind set).
+    `sequence_size` is the largest number of views a scene offers as
+    context and training views; `min_views` the smallest (equal for every
+    DeepMind set). With `holdout_views` K > 0 every test record holds its
+    scene's context views followed by K views that the train split never
+    saw (the train record of the same scene has only the context views):
+    evaluation asks for each of those K as a query. `scene_frames` maps a
+    scene name to how its cameras were brought into the GQN frame
+    (data_provider.camera_poses.frame), for sets converted from photos.
     """
     name: str
     train_files: int
@@ -32,6 +40,8 @@ class DatasetInfo:
     frame_size: int
     sequence_size: int
     min_views: int = 0
+    holdout_views: int = 0
+    scene_frames: Optional[dict] = None
 
     def __post_init__(self):
         if self.min_views == 0:
@@ -40,12 +50,22 @@ class DatasetInfo:
             raise ValueError(
                 f"dataset {self.name!r}: min_views={self.min_views} must be in "
                 f"[1, sequence_size={self.sequence_size}]")
+        if self.holdout_views < 0:
+            raise ValueError(f"dataset {self.name!r}: holdout_views="
+                             f"{self.holdout_views} must be >= 0")
+
+    def views_in_split(self, split):
+        """(fewest, most) views a record of `split` holds."""
+        extra = self.holdout_views if split == "test" else 0
+        return self.min_views + extra, self.sequence_size + extra
 
     def num_files(self, split):
         return {"train": self.train_files, "test": self.test_files}[split]
 
     def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+        fields = {key: value for key, value in dataclasses.asdict(self).items()
+                  if value is not None}
+        return json.dumps(fields, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text, source="dataset_info.json"):

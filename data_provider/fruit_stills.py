@@ -249,6 +249,7 @@ def _write_preview(path, plan, scenes, test_indices):
     for index in picks:
         scene = plan.scenes[index]
         split = "test" if index in test_indices else "train"
-        rows.append((f"{scene.name}  ({len(scene.photos)} views, {split})",
-                     [view.pixels for view in scenes[index]], scene.poses))
+        rows.append(contact_sheet.SheetRow(
+            f"{scene.name}  ({len(scene.photos)} views, {split})",
+            [view.pixels for view in scenes[index]], scene.poses))
     contact_sheet.draw_contact_sheet(rows).save(path, format="PNG")

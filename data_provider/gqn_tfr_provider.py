@@ -12,6 +12,11 @@ the scene, the last being the query/target, and yields
 with static shapes, as (TPU)Estimator wants. The view draw is stateless and
 keyed by (seed, example position), so it happens per example and an eval pass
 with a seed is repeatable whatever the parallelism.
+
+A set converted with held-out views (dataset_info.json `holdout_views` K)
+needs no flag here: its train records lack those views, and the test split
+yields K examples per scene, one per held-out view as the query, each with
+context drawn from the scene's other views.
 """
 import os
 import random
@@ -92,7 +97,7 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    parser = _ExampleParser(info, context_size, image_size or info.frame_size,
+    parser = _ExampleParser(info, mode, context_size, image_size or info.frame_size,
                             assert_jpegs=not skip_corrupt)
 
     def input_fn(params):
@@ -118,11 +123,16 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
             # After reading and dropping: repeating an empty stream ends
             # instead of hanging.
             records = records.repeat()
+        if parser.held_out:  # one example per held-out query view
+            records = records.flat_map(lambda *named: tf.data.Dataset.range(
+                parser.held_out).map(lambda query: (named, query)))
+        else:
+            records = records.map(lambda *named: (named, tf.constant(0, tf.int64)))
         # Position -> per-example seed, distinct across hosts.
         records = records.enumerate().map(
-            lambda position, named: (
+            lambda position, element: (
                 tf.stack([tf.constant(seed, tf.int64),
-                          position * num_hosts + host_index]), named))
+                          position * num_hosts + host_index]), *element))
         examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls)
         examples = examples.batch(params["batch_size"], drop_remainder=True)
         # Training may take whichever read or decode finishes first; 'test'
@@ -172,12 +182,15 @@ def _drop_corrupt(checked):
 class _ExampleParser:
     """Turns one serialized scene into (features, target) for the model."""
 
-    def __init__(self, info, context_size, image_size, assert_jpegs):
+    def __init__(self, info, mode, context_size, image_size, assert_jpegs):
         self.info = info
         self.context_size = context_size
         self.image_size = image_size
         # False when corrupt records are dropped before parsing instead.
         self.assert_jpegs = assert_jpegs
+        self.min_views, self.max_views = info.views_in_split(mode)
+        # Test records of a set with held-out views end in those views.
+        self.held_out = info.holdout_views if mode == "test" else 0
 
     def _read(self, filename, record):
         parsed = tf.io.parse_single_example(record, {
@@ -203,9 +216,10 @@ class _ExampleParser:
         num_views = tf.size(frames)
         checks = [
             tf.debugging.Assert(
-                (num_views >= info.min_views) & (num_views <= info.sequence_size),
+                (num_views >= self.min_views) & (num_views <= self.max_views),
                 ["record in", filename, "has", num_views, "views; dataset",
-                 info.name, f"scenes have {info.min_views}..{info.sequence_size}"]),
+                 info.name, f"records of this split have {self.min_views}.."
+                 f"{self.max_views}"]),
             tf.debugging.Assert(
                 tf.equal(tf.size(cameras), RAW_POSE_DIM * num_views),
                 ["record in", filename, "has", tf.size(cameras),
@@ -237,19 +251,25 @@ class _ExampleParser:
                   else tf.image.ResizeMethod.BILINEAR)
         return tf.clip_by_value(tf.image.resize(frames, [size, size], method), 0., 1.)
 
-    def parse(self, seed_pair, named):
+    def parse(self, seed_pair, named, query):
         """Draws context_size + 1 views keyed by `seed_pair`; the last is the
-        target."""
+        target. With held-out views the target is held-out view `query` and
+        the context is drawn from the views before them."""
         filename, record = named
         frames, cameras = self._read(filename, record)
         with tf.control_dependencies(self._assert_layout(filename, frames, cameras)):
             frames, cameras = tf.identity(frames), tf.identity(cameras)
-        num_views = tf.size(frames)
         num_drawn = self.context_size + 1
         # top_k of i.i.d. uniforms: a uniformly random set of distinct views
         # in uniformly random order.
-        scores = tf.random.stateless_uniform([num_views], seed=seed_pair)
-        views = tf.math.top_k(scores, num_drawn).indices
+        if self.held_out:
+            pool = tf.size(frames) - self.held_out
+            scores = tf.random.stateless_uniform([pool], seed=seed_pair)
+            views = tf.concat([tf.math.top_k(scores, self.context_size).indices,
+                               [pool + tf.cast(query, tf.int32)]], axis=0)
+        else:
+            scores = tf.random.stateless_uniform([tf.size(frames)], seed=seed_pair)
+            views = tf.math.top_k(scores, num_drawn).indices
         jpegs = tf.gather(frames, views)
         images = tf.stack([self._decode(filename, jpegs[i])
                            for i in range(num_drawn)])

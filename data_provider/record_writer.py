@@ -91,14 +91,15 @@ class DatasetWriter:
                     writer.write(record)
         self.files_written[split] = num_files
 
-    def finish(self, frame_size, sequence_size, min_views=0):
-        """Writes dataset_info.json and renames the set into place."""
+    def finish(self, frame_size, sequence_size, min_views=0, **description):
+        """Writes dataset_info.json and renames the set into place;
+        `description`: further DatasetInfo fields (holdout_views, ...)."""
         info = datasets.DatasetInfo(
             name=self.name,
             train_files=self.files_written.get("train", 0),
             test_files=self.files_written.get("test", 0),
             frame_size=frame_size, sequence_size=sequence_size,
-            min_views=min_views)
+            min_views=min_views, **description)
         with open(os.path.join(self.work_dir, datasets.INFO_FILE_NAME), "w") as handle:
             handle.write(info.to_json())
         if os.path.exists(self.final_dir):

@@ -13,8 +13,9 @@ run on real records anywhere, in seconds. Two presets:
   It can also write a zip of `SceneN/` phone-sized photos, the input of the
   photo converter.
 
-World frame: z up; a camera at (x, y, z) with yaw about z from +x and pitch up
-from the horizon, the same raw pose the records store. Rendering is a numpy ray
+World frame: z up; a camera at (x, y, z) with DeepMind's yaw and pitch (it
+looks along gqn.poses.viewing_direction: yaw turns clockwise seen from +z,
+pitch is the elevation), the same raw pose the records store. Rendering is a numpy ray
 caster over every pixel of every view of a scene at once. Every scene draws
 from its own generator keyed by (seed, split, index), so the output is the
 same however many worker processes render it.
@@ -31,6 +32,7 @@ import numpy as np
 
 from data_provider import record_writer
 from data_provider.fruit_poses import FRUIT_LAYOUTS
+from gqn.poses import viewing_direction
 
 PRESETS = ("rooms", "still_life")
 _EPS = 1e-4
@@ -200,9 +202,9 @@ def camera_rays(raw_poses, width, height, fov_y):
     """Unit ray directions (V, H, W, 3) through pixel centres of each pose."""
     raw_poses = np.asarray(raw_poses, np.float32)
     yaw, pitch = raw_poses[:, 3], raw_poses[:, 4]
-    forward = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw),
-                        np.sin(pitch)], -1)
-    right = np.stack([np.sin(yaw), -np.cos(yaw), np.zeros_like(yaw)], -1)
+    forward = viewing_direction(yaw, pitch).astype(np.float32)
+    # forward x z: the image's right, level with the floor (no roll).
+    right = np.stack([-np.sin(yaw), -np.cos(yaw), np.zeros_like(yaw)], -1)
     up = np.cross(right, forward)
     half_h = math.tan(fov_y / 2)
     half_w = half_h * width / height
@@ -213,10 +215,56 @@ def camera_rays(raw_poses, width, height, fov_y):
     return _normalize(dirs).astype(np.float32)
 
 
-def render(scene, raw_poses, width, height, supersample=1):
+_TEXTURE_CONTRAST = 0.35
+_TEXTURE_FREQUENCIES = (5.0, 11.0, 23.0, 47.0, 97.0)  # lattice cells per unit
+
+
+def _value_noise(points, frequency):
+    """Smooth noise in [0, 1] at (N, 3) `points`: random values on an integer
+    lattice of `frequency` cells per unit, hashed from the cell corners and
+    interpolated with a smoothstep, so it is a fixed function of space."""
+    scaled = points * np.float32(frequency)
+    cell = np.floor(scaled)
+    fraction = scaled - cell
+    fraction = fraction * fraction * (3 - 2 * fraction)
+    cell = cell.astype(np.int64).astype(np.uint32)
+    noise = np.zeros(len(points), np.float32)
+    for corner in range(8):
+        offset = [(corner >> axis) & 1 for axis in range(3)]
+        key = ((cell[:, 0] + np.uint32(offset[0])) * np.uint32(0x8DA6B343)
+               ^ (cell[:, 1] + np.uint32(offset[1])) * np.uint32(0xD8163841)
+               ^ (cell[:, 2] + np.uint32(offset[2])) * np.uint32(0xCB1AB31F))
+        key ^= key >> np.uint32(15)
+        key *= np.uint32(0x2C1B3C6D)
+        key ^= key >> np.uint32(12)
+        weight = np.ones(len(points), np.float32)
+        for axis in range(3):
+            weight *= fraction[:, axis] if offset[axis] else 1 - fraction[:, axis]
+        noise += weight * (key >> np.uint32(8)).astype(np.float32) / np.float32(1 << 24)
+    return noise
+
+
+def _texture(points):
+    """Albedo factors (N,) in 1 +- _TEXTURE_CONTRAST: multi-octave value noise
+    of the surface point, so SIFT finds features that stay put on the surfaces
+    from every view (flat colours give structure-from-motion nothing)."""
+    noise = np.zeros(len(points), np.float32)
+    total = 0.0
+    for octave, frequency in enumerate(_TEXTURE_FREQUENCIES):
+        amplitude = 0.7 ** octave
+        noise += amplitude * _value_noise(points, frequency)
+        total += amplitude
+    # Sums of octaves crowd around 0.5; stretch them back to about [0, 1].
+    contrast = np.clip((noise / total - 0.5) * 2.5, -1, 1)
+    return 1 + _TEXTURE_CONTRAST * contrast
+
+
+def render(scene, raw_poses, width, height, supersample=1, textured=False):
     """uint8 (V, height, width, 3) views of `scene` from raw (V, 5) poses.
 
     Renders `supersample`^2 rays per pixel and averages them (anti-aliasing).
+    `textured` modulates every surface's albedo with procedural noise (for
+    structure-from-motion tests); off, the colours are flat.
     """
     raw_poses = np.asarray(raw_poses, np.float32)
     dirs = camera_rays(raw_poses, width * supersample, height * supersample,
@@ -237,6 +285,8 @@ def render(scene, raw_poses, width, height, supersample=1):
     for index, primitive in enumerate(primitives):
         mask = owner == index
         normals[mask], albedo[mask] = primitive.surface(points[mask])
+    if textured:
+        albedo *= _texture(points)[:, None]
     to_light = scene.light - points
     light_distance = np.sqrt(_dot(to_light, to_light))
     to_light /= light_distance[:, None]
@@ -316,7 +366,7 @@ def ring_poses(rng, num_views, radius=0.9, height=0.4):
     yaw = rng.uniform(0, 2 * np.pi, size=num_views)
     pitch = rng.uniform(-0.35, 0.0, size=num_views)
     z = height + rng.uniform(-0.05, 0.05, size=num_views)
-    return np.stack([-radius * np.cos(yaw), -radius * np.sin(yaw), z, yaw, pitch],
+    return np.stack([-radius * np.cos(yaw), radius * np.sin(yaw), z, yaw, pitch],
                     -1).astype(np.float32)
 
 
@@ -375,24 +425,26 @@ def make_scene(preset, seed, split, index, num_scenes, num_views):
 # Writing.
 
 def _render_jpegs(job, preset, seed, num_views, image_size, supersample,
-                  photo_size):
+                  photo_size, textured):
     """One scene as (record JPEGs, raw poses, photo JPEGs or None); runs in a
     worker process."""
     split, index, num_scenes = job
     scene, poses = make_scene(preset, seed, split, index, num_scenes, num_views)
     jpegs = [record_writer.encode_jpeg(frame)
-             for frame in render(scene, poses, image_size, image_size, supersample)]
+             for frame in render(scene, poses, image_size, image_size, supersample,
+                                 textured)]
     photos = None
     if photo_size:
         photos = [record_writer.encode_jpeg(view, quality=90)
-                  for view in render(scene, poses, *photo_size)]
+                  for view in render(scene, poses, *photo_size, textured=textured)]
     return jpegs, poses, photos
 
 
 def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
                      num_test_scenes=20, image_size=64, num_views=None, seed=0,
                      scenes_per_file=50, overwrite=False, zip_path=None,
-                     photo_size=(320, 240), supersample=1, num_workers=None):
+                     photo_size=(320, 240), supersample=1, num_workers=None,
+                     textured=False):
     """Renders a dataset to `<output_dir>/<name>/` in DeepMind's layout.
 
     `num_views` applies to 'rooms' (default 10, like rooms_ring_camera);
@@ -401,7 +453,8 @@ def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
     `SceneN/` photos of `photo_size` (width, height), train scenes first.
     `supersample` > 1 anti-aliases the records' frames at that factor squared
     in time. Scenes render in `num_workers` processes (default: one per core); the
-    output does not depend on it. Returns the DatasetInfo written.
+    output does not depend on it. `textured` adds procedural surface texture
+    (see render). Returns the DatasetInfo written.
     """
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
@@ -418,7 +471,7 @@ def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
     render_job = functools.partial(
         _render_jpegs, preset=preset, seed=seed, num_views=num_views,
         image_size=image_size, supersample=supersample,
-        photo_size=photo_size if zip_path else None)
+        photo_size=photo_size if zip_path else None, textured=textured)
     photos = _PhotoZip(zip_path) if zip_path else None
     num_workers = num_workers or os.cpu_count() or 1
     # fork: workers inherit the imported modules instead of re-importing them.
@@ -512,6 +565,9 @@ def _parser():
                              "SceneN/ photo folders here (converter input)")
     parser.add_argument("--photo_size", type=_photo_size, default=(320, 240),
                         help="WIDTHxHEIGHT of the zip's photos (default 320x240)")
+    parser.add_argument("--textured", action="store_true",
+                        help="give every surface a procedural texture (features "
+                             "for structure-from-motion); default flat colours")
     return parser
 
 
@@ -521,7 +577,8 @@ def main(argv=None):
         args.output_dir, args.name or f"synthetic_{args.preset}", args.preset,
         args.num_train_scenes, args.num_test_scenes, args.image_size,
         args.num_views, args.seed, args.scenes_per_file, args.overwrite,
-        args.zip_path, args.photo_size, args.supersample, args.num_workers)
+        args.zip_path, args.photo_size, args.supersample, args.num_workers,
+        args.textured)
     print(f"wrote {os.path.join(args.output_dir, info.name)}: "
           f"{info.train_files} train + {info.test_files} test files, "
           f"{info.frame_size}x{info.frame_size} frames, "

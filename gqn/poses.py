@@ -1,7 +1,11 @@
 """The one camera-pose encoding used everywhere.
 
 Records store a raw 5-vector per view, (x, y, z, yaw, pitch) with angles in
-radians (DeepMind's gqn-datasets layout). The network sees the 7-vector
+radians (DeepMind's gqn-datasets layout). The geometry is DeepMind's, measured
+on their shepard_metzler records: z is up, and a camera looks along
+`viewing_direction(yaw, pitch)` = (cos p cos yaw, -cos p sin yaw, sin p), so
+yaw turns clockwise seen from +z and a camera above its target has negative
+pitch. Every pose the package writes means this geometry. The network sees the 7-vector
 (x, y, z, sin yaw, cos yaw, sin pitch, cos pitch). Training, evaluation, the
 predictor and the converters all go through these two functions so the order
 can never drift between them.
@@ -52,6 +56,25 @@ def decode_poses_np(encoded):
                           axis=-1).astype(np.float32)
 
 
+def viewing_direction(yaw, pitch):
+    """Unit viewing directions (..., 3) of cameras with DeepMind's yaw and
+    pitch (radians)."""
+    yaw, pitch = np.broadcast_arrays(np.asarray(yaw, np.float64),
+                                     np.asarray(pitch, np.float64))
+    return np.stack([np.cos(pitch) * np.cos(yaw), -np.cos(pitch) * np.sin(yaw),
+                     np.sin(pitch)], axis=-1)
+
+
+def yaw_pitch_of(directions):
+    """Inverse of viewing_direction: (..., 3) directions (any length) ->
+    (yaw in [0, 2 pi), pitch in [-pi/2, pi/2])."""
+    directions = np.asarray(directions, np.float64)
+    directions = directions / np.linalg.norm(directions, axis=-1, keepdims=True)
+    yaw = np.mod(np.arctan2(-directions[..., 1], directions[..., 0]), 2 * np.pi)
+    pitch = np.arcsin(np.clip(directions[..., 2], -1.0, 1.0))
+    return yaw, pitch
+
+
 def ring_around(raw_poses, num_poses):
     """`num_poses` raw poses on the ring fitted to `raw_poses` (M, 5): same
     mean distance from the scene centre, height and pitch, and the same
@@ -60,10 +83,12 @@ def ring_around(raw_poses, num_poses):
     raw = np.asarray(raw_poses, dtype=np.float64).reshape(-1, RAW_POSE_DIM)
     angles = np.arctan2(raw[:, 1], raw[:, 0])
     radius = np.hypot(raw[:, 0], raw[:, 1]).mean()
-    offsets = raw[:, 3] - angles
+    # A camera's viewing azimuth is -yaw (DeepMind's yaw turns clockwise).
+    offsets = -raw[:, 3] - angles
     heading = np.arctan2(np.sin(offsets).mean(), np.cos(offsets).mean())
     start = angles[0]
     ring = start + np.linspace(0.0, 2 * np.pi, num_poses, endpoint=False)
+    yaw = np.mod(-(ring + heading), 2 * np.pi)
     return np.stack([radius * np.cos(ring), radius * np.sin(ring),
-                     np.full(num_poses, raw[:, 2].mean()), ring + heading,
+                     np.full(num_poses, raw[:, 2].mean()), yaw,
                      np.full(num_poses, raw[:, 4].mean())], axis=-1).astype(np.float32)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from data_provider import synthetic
 from data_provider.fruit_poses import FRUIT_LAYOUTS
+from gqn.poses import viewing_direction
 
 RED, GREY = (0.9, 0.1, 0.1), (0.5, 0.5, 0.5)
 
@@ -44,7 +45,9 @@ def probe(scene, x, y, z, yaw, pitch):
 def test_camera_looks_along_its_yaw_and_pitch():
     scene = sphere_scene()
     assert probe(scene, -0.9, 0, 0.2, 0.0, 0.0)[0] > 0.3  # +x: the red ball
-    assert probe(scene, 0, -0.9, 0.2, math.pi / 2, 0.0)[0] > 0.3  # +y: the ball
+    # DeepMind's yaw turns clockwise: 3 pi / 2 looks along +y.
+    assert probe(scene, 0, -0.9, 0.2, 3 * math.pi / 2, 0.0)[0] > 0.3  # the ball
+    assert probe(scene, 0, -0.9, 0.2, math.pi / 2, 0.0)[0] < 0.5  # away: grey wall
     assert probe(scene, -0.9, 0, 0.2, math.pi, 0.0)[0] < 0.5  # away: grey wall
     assert probe(scene, -0.9, 0, 0.2, 0.0, 0.6)[0] < 0.5  # above the ball
     red, green, _ = synthetic.render(scene, [[-0.9, 0, 0.2, 0, 0]], 9, 9)[0, 4, 4]
@@ -70,7 +73,7 @@ def test_rooms_records_have_the_deepmind_layout(tmp_path):
     root = tmp_path / "rooms"
     assert json.loads((root / "dataset_info.json").read_text()) == {
         "name": "rooms", "train_files": 3, "test_files": 1, "frame_size": 40,
-        "sequence_size": 4, "min_views": 4}
+        "sequence_size": 4, "min_views": 4, "holdout_views": 0}
     assert (info.train_files, info.test_files) == (3, 1)
     assert sorted(p.name for p in (root / "train").iterdir()) == [
         "1-of-3.tfrecord", "2-of-3.tfrecord", "3-of-3.tfrecord"]
@@ -81,7 +84,8 @@ def test_rooms_records_have_the_deepmind_layout(tmp_path):
         x, y, _, yaw, pitch = cameras.T
         # On a ring, looking at the centre, pitched slightly down.
         np.testing.assert_allclose(np.hypot(x, y), 0.9, atol=1e-5)
-        np.testing.assert_allclose(np.arctan2(-y, -x) % (2 * np.pi), yaw, atol=1e-4)
+        # Looking at the centre: the viewing azimuth (-yaw) points at it.
+        np.testing.assert_allclose(-np.arctan2(-y, -x) % (2 * np.pi), yaw, atol=1e-4)
         assert np.all((-0.4 < pitch) & (pitch <= 0))
         assert len({frame.tobytes() for frame in frames}) == 4
         assert all(len(np.unique(frame.reshape(-1, 3), axis=0)) > 20 for frame in frames)
@@ -146,3 +150,20 @@ def test_cli_help_and_bad_arguments(tmp_path, capsys):
     with pytest.raises(ValueError, match="still_life"):
         synthetic.main(["--output_dir", str(tmp_path), "--zip", str(tmp_path / "z.zip")])
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("views", sorted(FRUIT_LAYOUTS))
+def test_fruit_table_cameras_look_into_the_table(views):
+    """In DeepMind's convention the seed's table points the corner cameras at
+    the centre and the side cameras straight across."""
+    x, y, z, yaw, pitch = FRUIT_LAYOUTS[views].T.astype(np.float64)
+    direction = viewing_direction(yaw, pitch)
+    corner = np.isclose(np.abs(x), 1) & np.isclose(np.abs(y), 1)
+    to_centre = -np.stack([x, y], -1) / np.hypot(x, y)[:, None]
+    np.testing.assert_allclose(np.sum(direction[corner, :2] * to_centre[corner], 1), 1,
+                               atol=1e-3)
+    across = np.where(np.isclose(np.abs(x[:, None]), 1), [[-1, 0]], [[0, -1]])
+    across = across * np.sign(np.stack([x, y], -1))
+    np.testing.assert_allclose(np.sum(direction[~corner, :2] * across[~corner], 1), 1,
+                               atol=1e-3)
+    assert np.all((0 <= yaw) & (yaw < 2 * np.pi)) and np.all(z == 0) and np.all(pitch == 0)
