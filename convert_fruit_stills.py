@@ -1,22 +1,46 @@
 """Converts the fruit still-life photos, or your own posed photos, into GQN
 records (DeepMind's gqn-datasets layout) for fine-tuning.
 
-  python convert_fruit_stills.py --input fruit_stills_dataset.zip \
-      --output_dir data [--name fruit_stills] [--image_size 64] \
-      [--test_fraction 0.1] [--seed 0] [--overwrite] \
-      [--manifest poses.csv --angle_unit degrees] [--order name|exif_time]
+  python convert_fruit_stills.py --input fruit_stills_dataset.zip \\
+      --output_dir data [--name fruit_stills] [--image_size 64] \\
+      [--test_fraction 0.1] [--seed 0] [--overwrite] [--order name|exif_time]
+  python convert_fruit_stills.py --input my_capture/ --output_dir data \\
+      --name apple --poses sfm --holdout_views 4
+  python convert_fruit_stills.py --input captures.zip --output_dir data \\
+      --name mine --poses transforms|colmap
 
-Without --manifest, SceneN folders of 12 or 8 photos take the fruit set's
-fixed poses. With --manifest, a CSV (scene, image, x, y, z, yaw, pitch, or the
-7-d form x, y, z, sin_yaw, cos_yaw, sin_pitch, cos_pitch) gives every photo
-its pose.
+Where the poses come from (--poses):
+  fruit       SceneN folders of 12 or 8 photos take the fruit set's fixed
+              pose tables (the default).
+  manifest    a CSV (--manifest; given alone it implies this): scene, image,
+              x, y, z, yaw, pitch (DeepMind's convention: z up, yaw turning
+              clockwise seen from above, so a camera at yaw 0 looks along +x
+              and one at yaw 90 degrees along -y; a camera above the object
+              has negative pitch), or the 7-d form x, y, z, sin_yaw, cos_yaw,
+              sin_pitch, cos_pitch.
+  transforms  every folder holding a NeRF transforms.json (instant-ngp,
+              nerfstudio, capture apps) is a scene.
+  colmap      every folder holding a COLMAP sparse model (sparse/0/, sparse/
+              or the folder itself; .txt or .bin) is a scene, its photos in
+              images/ or beside the model.
+  sfm         estimate the poses from the photos with COLMAP (pycolmap, the
+              optional extra: pip install '.[sfm]'); each folder of photos
+              is a scene. Models are kept in --sfm_dir and reused.
+The input is one capture (a folder of photos), or a folder or zip of scene
+folders. Imported and estimated cameras are normalised into one GQN frame:
+the object at the origin, z up, mean camera distance --radius, DeepMind's
+yaw and pitch; each photo is rotated level (the pose has no roll) before the
+crop. --holdout_views K keeps K views of every scene out of training: the
+test split asks for them as queries (what one capture needs).
 """
 import sys
 
 from absl import app, flags
 
 from data_provider import fruit_stills
+from data_provider.camera_poses.frame import DEFAULT_RADIUS
 from data_provider.photo_layouts import ANGLE_UNITS, ORDER_NAME, PHOTO_ORDERS
+from gqn import cli_flags
 
 flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, or a folder "
                     "or zip of your own photos.")
@@ -26,8 +50,29 @@ flags.DEFINE_integer("image_size", 64, "Side of the square output frames.")
 flags.DEFINE_float("test_fraction", 0.1, "Fraction of scenes held out for test.")
 flags.DEFINE_integer("seed", 0, "Seed of the train/test scene split.")
 flags.DEFINE_boolean("overwrite", False, "Replace an existing <output_dir>/<name>.")
-flags.DEFINE_string("manifest", None, "CSV of scene, image and pose per photo, "
-                    "for your own photos; without it the fruit preset is used.")
+flags.DEFINE_enum("poses", "fruit", fruit_stills.POSE_SOURCES,
+                  "Where each photo's camera pose comes from (see above).")
+flags.DEFINE_string("manifest", None, "CSV of scene, image and pose per photo "
+                    "(--poses manifest); yaw in DeepMind's clockwise convention.")
+flags.DEFINE_enum("fallback", "none", fruit_stills.FALLBACKS,
+                  "--poses sfm: 'fruit' gives SceneN folders that do not register "
+                  "the fruit table's poses instead of skipping them.")
+flags.DEFINE_integer("holdout_views", 0, "Keep this many views of every scene "
+                     "out of training; the test split evaluates them as queries "
+                     "with the scene's other views as context (instead of "
+                     "--test_fraction). Needed for a single capture.")
+flags.DEFINE_integer("context_size", 5, "The context size you will train with: "
+                     "scenes with fewer than context_size + 1 views (plus the "
+                     "held-out ones) are reported and skipped.")
+flags.DEFINE_float("radius", DEFAULT_RADIUS, "Imported and estimated poses: mean "
+                   "camera distance from the object in the GQN frame (the fruit "
+                   "table's is 1.22).")
+flags.DEFINE_string("sfm_dir", None, "--poses sfm: where the COLMAP models are "
+                    "kept, <sfm_dir>/<scene>/sparse/0 (default: "
+                    "<output_dir>/<name>_sfm); a rerun reuses them, and so does "
+                    "--poses colmap with the same --sfm_dir.")
+flags.DEFINE_integer("sfm_max_image_size", 1000, "--poses sfm: long side of the "
+                     "downscaled copies COLMAP sees.")
 flags.DEFINE_enum("angle_unit", "degrees", ANGLE_UNITS,
                   "Unit of the manifest's yaw and pitch columns.")
 flags.DEFINE_enum("order", ORDER_NAME, PHOTO_ORDERS, "Fruit preset: order in "
@@ -44,7 +89,10 @@ def main(argv):
         input_path=FLAGS.input, output_dir=FLAGS.output_dir, name=FLAGS.name,
         image_size=FLAGS.image_size, test_fraction=FLAGS.test_fraction,
         seed=FLAGS.seed, overwrite=FLAGS.overwrite, manifest=FLAGS.manifest,
-        angle_unit=FLAGS.angle_unit, order=FLAGS.order, workers=FLAGS.workers)
+        angle_unit=FLAGS.angle_unit, order=FLAGS.order, workers=FLAGS.workers,
+        poses=FLAGS.poses, fallback=FLAGS.fallback, holdout_views=FLAGS.holdout_views,
+        context_size=FLAGS.context_size, radius=FLAGS.radius, sfm_dir=FLAGS.sfm_dir,
+        sfm_max_image_size=FLAGS.sfm_max_image_size)
     try:
         summary = fruit_stills.convert(options)
     except fruit_stills.InputError as error:
@@ -56,6 +104,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (gqn-convert-fruit-stills)."""
+    cli_flags.show_flags_in_help(__name__)
     app.run(main)
 
 

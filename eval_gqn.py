@@ -10,6 +10,7 @@ target | generated | per-pixel spread over samples), and prints a table.
 """
 import os
 
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf
 from absl import flags
 

@@ -5,7 +5,7 @@
         --warm_start_from M --max_steps 20000
     python3 train_gqn_draw.py --model_dir M --export_dir E       # export only
     python3 train_gqn_draw.py ... --strategy mirrored            # every local GPU
-    TF_CONFIG='{"cluster": ..., "task": ...}' python3 train_gqn_draw.py ... \
+    TF_CONFIG='{"cluster": ..., "task": ...}' python3 train_gqn_draw.py ... \\
         --strategy multi_worker                                   # on each machine
     python3 train_gqn_draw.py ... --use_tpu --tpu NAME --tpu_zone ZONE
 
@@ -15,6 +15,7 @@ warm-start source's config, else from --preset. --batch_size is the global
 batch however many devices share it; the learning-rate and sigma schedules
 are those of one device.
 """
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf
 from absl import flags, logging
 

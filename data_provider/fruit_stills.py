@@ -1,13 +1,15 @@
-"""Converts posed photos (the fruit still-life set, or a user's own with a
-manifest) into DeepMind's gqn-datasets record layout.
+"""Converts posed photos (the fruit still-life set, or a user's own) into
+DeepMind's gqn-datasets record layout.
 
-One converter for both, so the one reader serves pretraining and fine-tuning.
-The pipeline: list the input (photo_source), decide each photo's pose
-(photo_layouts), decode and crop every scene in worker processes
+One converter for every pose source, so the one reader serves pretraining
+and fine-tuning. The pipeline: list the input (photo_source), decide each
+photo's pose (photo_layouts: the fruit table or a manifest; capture_plans: a
+transforms.json, a COLMAP model or structure from motion, normalised into the
+GQN frame), decode, de-roll and crop every scene in worker processes
 (photo_preprocess, Pillow only), then, in the parent and in a fixed order,
-encode, split by scene and write through record_writer.DatasetWriter, which
-builds the set in a temporary folder and renames it into place. The same
-input and options give byte-identical records.
+encode, split (by scene, or by held-out views) and write through
+record_writer.DatasetWriter, which builds the set in a temporary folder and
+renames it into place. The same input and options give byte-identical records.
 """
 import collections
 import concurrent.futures
@@ -20,14 +22,19 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from tqdm import tqdm
 
-from data_provider import contact_sheet, photo_layouts, photo_preprocess
+from data_provider import capture_plans, contact_sheet, photo_layouts, photo_preprocess
+from data_provider.camera_poses.frame import DEFAULT_RADIUS
 from data_provider.photo_source import InputError, classify_files, open_source
 from data_provider.record_writer import DatasetWriter, encode_jpeg, serialize_scene
 
 SCENES_PER_FILE = 16
 PREVIEW_FILE_NAME = "preview.png"
 PREVIEW_SCENES = 4
+POSE_SOURCES = ("fruit", "manifest", "transforms", "colmap", "sfm")
+FALLBACKS = ("none", "fruit")
+SKIP_TOO_FEW_VIEWS = "in a scene with too few views"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,12 +46,47 @@ class ConversionOptions:
     test_fraction: float = 0.1
     seed: int = 0
     overwrite: bool = False
-    manifest: Optional[str] = None  # None: the fruit preset layouts
+    poses: str = "fruit"  # one of POSE_SOURCES
+    manifest: Optional[str] = None  # alone, it implies poses="manifest"
     angle_unit: str = "degrees"  # of the manifest's yaw and pitch
     order: str = photo_layouts.ORDER_NAME  # fruit preset pairing order
     workers: int = 0  # processes; 0 means one per CPU core
+    fallback: str = "none"  # sfm: 'fruit' keeps the table where SfM fails
+    holdout_views: int = 0  # views of every scene kept out of training
+    context_size: int = 5  # a scene needs context_size + 1 (+ held-out) views
+    radius: float = DEFAULT_RADIUS  # mean camera distance in the GQN frame
+    sfm_dir: Optional[str] = None  # kept SfM models (default beside the output)
+    sfm_max_image_size: int = 1000  # long side of the photos SfM sees
+
+    @property
+    def pose_source(self):
+        """The pose source, with a lone --manifest meaning 'manifest'."""
+        return "manifest" if self.manifest and self.poses == "fruit" else self.poses
 
     def validate(self):
+        if self.poses not in POSE_SOURCES:
+            raise InputError(f"poses must be one of {POSE_SOURCES}, got {self.poses!r}")
+        if self.pose_source == "manifest" and not self.manifest:
+            raise InputError("--poses manifest needs --manifest poses.csv")
+        if self.manifest and self.pose_source != "manifest":
+            raise InputError(f"--manifest is for --poses manifest, not --poses {self.poses}")
+        if self.fallback not in FALLBACKS:
+            raise InputError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
+        if self.fallback != "none" and self.poses != "sfm":
+            raise InputError("--fallback is for --poses sfm (where a scene fails to "
+                             "register)")
+        if self.poses == "sfm" and self.order != photo_layouts.ORDER_NAME:
+            raise InputError("--order exif_time pairs photos with the fruit table; "
+                             "structure from motion pairs each photo with its own pose")
+        if self.holdout_views < 0:
+            raise InputError(f"holdout views must be >= 0, got {self.holdout_views}")
+        if self.context_size < 1:
+            raise InputError(f"context size must be >= 1, got {self.context_size}")
+        if not self.radius > 0:
+            raise InputError(f"radius must be > 0, got {self.radius}")
+        if self.sfm_max_image_size < 64:
+            raise InputError(f"SfM image size must be >= 64 pixels, got "
+                             f"{self.sfm_max_image_size}")
         if self.image_size < 8:
             raise InputError(f"image size must be at least 8, got {self.image_size}")
         if not 0.0 <= self.test_fraction < 1.0:
@@ -69,9 +111,13 @@ class Summary:
     photos_written: int
     files_written: Dict[str, int]
     seconds: float
+    pose_sources: collections.Counter  # scenes per pose source
+    max_abs_roll_degrees: float  # largest roll undone by de-rolling
+    holdout_views: int
 
     def format(self):
-        scenes_written = sum(len(names) for names in self.split_scenes.values())
+        scenes_written = len({name for names in self.split_scenes.values()
+                              for name in names})
         split_words = ", ".join(f"{len(names)} {split}"
                                 for split, names in self.split_scenes.items())
         files = ", ".join(f"{count} {split} .tfrecord file(s)"
@@ -89,6 +135,15 @@ class Summary:
         ]
         lines += [f"    skipped scene {scene}: {reason}"
                   for scene, reason in self.skipped_scenes]
+        lines.append("  poses: " + ", ".join(
+            f"{count} scene(s) from the {source}" for source, count
+            in sorted(self.pose_sources.items())))
+        if self.max_abs_roll_degrees:
+            lines.append(f"  largest camera roll: {self.max_abs_roll_degrees:.1f} "
+                         "degrees (photos rotated level before the crop)")
+        if self.holdout_views:
+            lines.append(f"  held out: {self.holdout_views} view(s) of every scene, "
+                         "only in the test split (as queries)")
         lines += [
             f"  photos: {self.photos_found} found, {self.photos_written} written, "
             f"{self.photos_found - self.photos_written} skipped"
@@ -103,30 +158,6 @@ def _reasons(counts):
     if not counts:
         return ""
     return " (" + ", ".join(f"{count} {reason}" for reason, count in sorted(counts.items())) + ")"
-
-
-class ProgressBar:
-    """A one-line progress bar on a stream, redrawn at most ten times a second."""
-
-    def __init__(self, total, stream, label="converting"):
-        self.total, self.stream, self.label = total, stream, label
-        self.done = 0
-        self.start = self.last_draw = time.monotonic()
-
-    def advance(self, count):
-        self.done += count
-        now = time.monotonic()
-        if now - self.last_draw >= 0.1 or self.done == self.total:
-            self.last_draw = now
-            filled = int(30 * self.done / max(self.total, 1))
-            rate = self.done / max(now - self.start, 1e-9)
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
-                              f"{self.done}/{self.total} photos, {rate:.0f}/s")
-            self.stream.flush()
-
-    def close(self):
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def split_scenes(count, test_fraction, seed):
@@ -162,41 +193,113 @@ def convert(options, progress_stream=sys.stderr):
         if not photos:
             raise InputError(f"input {options.input_path} holds no photos "
                              f"({len(files)} other file(s))")
-        plan = _plan(photos, options)
+        plan = _with_enough_views(_plan(source, files, photos, options, progress_stream),
+                                  options)
         if not plan.scenes:
             reasons = "; ".join(f"{scene}: {reason}" for scene, reason in plan.skipped_scenes)
             raise InputError(f"input {options.input_path}: no scene can be "
                              f"converted ({reasons or 'no SceneN folders with photos'})")
         scenes = _convert_scenes(source, plan, options, progress_stream)
-        records = [serialize_scene([encode_jpeg(photo.pixels) for photo in views],
-                                   scene.poses)
-                   for scene, views in zip(plan.scenes, scenes)]
-        train, test = split_scenes(len(records), options.test_fraction, options.seed)
-        split_scenes_written = {}
-        for split, indices in (("train", train), ("test", test)):
-            if indices:
-                writer.write_split(split, [records[i] for i in indices],
-                                   math.ceil(len(indices) / SCENES_PER_FILE))
-                split_scenes_written[split] = [plan.scenes[i].name for i in indices]
+        split_scenes_written, test_scenes = _write_splits(writer, plan, scenes, options)
         _write_preview(os.path.join(writer.work_dir, PREVIEW_FILE_NAME), plan, scenes,
-                       set(test))
+                       test_scenes, options.holdout_views)
         view_counts = [len(scene.photos) for scene in plan.scenes]
-        writer.finish(frame_size=options.image_size, sequence_size=max(view_counts),
-                      min_views=min(view_counts))
+        frames = {scene.name: scene.frame for scene in plan.scenes if scene.frame}
+        writer.finish(frame_size=options.image_size,
+                      sequence_size=max(view_counts) - options.holdout_views,
+                      min_views=min(view_counts) - options.holdout_views,
+                      holdout_views=options.holdout_views, scene_frames=frames or None)
     return Summary(
         output_path=writer.final_dir, pairing=plan.pairing, files_found=len(files),
         photos_found=len(photos), skipped_files=skipped_files,
         skipped_photos=plan.skipped_photos,
         skipped_scenes=plan.skipped_scenes, split_scenes=split_scenes_written,
         photos_written=sum(view_counts), files_written=dict(writer.files_written),
-        seconds=time.monotonic() - started)
+        seconds=time.monotonic() - started,
+        pose_sources=collections.Counter(scene.pose_source for scene in plan.scenes),
+        max_abs_roll_degrees=max(
+            [abs(roll) for scene in plan.scenes for roll in scene.rolls or ()] or [0.0]),
+        holdout_views=options.holdout_views)
 
 
-def _plan(photos, options):
-    if options.manifest is None:
+def _plan(source, files, photos, options, progress_stream):
+    kind = options.pose_source
+    if kind == "fruit":
         return photo_layouts.plan_fruit_scenes(photos, options.order)
-    return photo_layouts.plan_manifest_scenes(photos, options.manifest,
-                                              options.angle_unit)
+    if kind == "manifest":
+        return photo_layouts.plan_manifest_scenes(photos, options.manifest,
+                                                  options.angle_unit)
+    if kind == "sfm":
+        return capture_plans.plan_sfm_scenes(source, files, photos, options,
+                                             progress_stream)
+    return capture_plans.plan_file_scenes(source, files, options, kind)
+
+
+def _with_enough_views(plan, options):
+    """The plan without scenes too small for a context plus a query (plus
+    the held-out views), each reported with its numbers."""
+    needed = options.context_size + 1 + options.holdout_views
+    kept, skipped_scenes = [], list(plan.skipped_scenes)
+    skipped_photos = collections.Counter(plan.skipped_photos)
+    for scene in plan.scenes:
+        views = len(scene.photos)
+        if views >= needed:
+            kept.append(scene)
+            continue
+        if options.holdout_views >= views:
+            reason = (f"{views} views, but --holdout_views {options.holdout_views} "
+                      "would hold out all of them")
+        else:
+            reason = (f"{views} views; a context of {options.context_size} plus a "
+                      f"query{' plus ' + str(options.holdout_views) + ' held-out' if options.holdout_views else ''}"
+                      f" needs {needed} (--context_size)")
+        skipped_scenes.append((scene.name, reason))
+        skipped_photos[SKIP_TOO_FEW_VIEWS] += views
+    return dataclasses.replace(plan, scenes=kept, skipped_scenes=skipped_scenes,
+                               skipped_photos=skipped_photos)
+
+
+def held_out_views(num_views, holdout_views):
+    """Indices of the views kept out of training: spread evenly over the
+    scene's photo order (for a capture walked around the object, views all
+    around it)."""
+    return [int((index + 0.5) * num_views / holdout_views)
+            for index in range(holdout_views)]
+
+
+def _write_splits(writer, plan, scenes, options):
+    """Writes the train and test records; returns ({split: scene names},
+    indices of the scenes in the test split). With held-out views every
+    scene is in both: its other views in train, all of them (held-out ones
+    last) in test; otherwise the scenes are split by test_fraction."""
+    records = {"train": [], "test": []}
+    names = {"train": [], "test": []}
+    if options.holdout_views:
+        test = set(range(len(plan.scenes)))
+        for scene, views in zip(plan.scenes, scenes):
+            held = held_out_views(len(views), options.holdout_views)
+            order = [i for i in range(len(views)) if i not in held] + held
+            jpegs = [encode_jpeg(views[i].pixels) for i in order]
+            poses = scene.poses[order]
+            context = len(views) - options.holdout_views
+            records["train"].append(serialize_scene(jpegs[:context], poses[:context]))
+            records["test"].append(serialize_scene(jpegs, poses))
+            for split in names:
+                names[split].append(scene.name)
+    else:
+        train, test = split_scenes(len(scenes), options.test_fraction, options.seed)
+        for split, indices in (("train", train), ("test", test)):
+            for index in indices:
+                records[split].append(serialize_scene(
+                    [encode_jpeg(photo.pixels) for photo in scenes[index]],
+                    plan.scenes[index].poses))
+                names[split].append(plan.scenes[index].name)
+        test = set(test)
+    for split, split_records in records.items():
+        if split_records:
+            writer.write_split(split, split_records,
+                               math.ceil(len(split_records) / SCENES_PER_FILE))
+    return {split: scene_names for split, scene_names in names.items() if scene_names}, test
 
 
 def _convert_scenes(source, plan, options, progress_stream):
@@ -210,20 +313,20 @@ def _convert_scenes(source, plan, options, progress_stream):
     read_times = plan.reorder == photo_layouts.ORDER_EXIF_TIME
     workers = min(options.workers or os.cpu_count() or 1, len(plan.scenes))
     results = [None] * len(plan.scenes)
-    progress = ProgressBar(sum(len(scene.photos) for scene in plan.scenes),
-                           progress_stream)
+    progress = tqdm(total=sum(len(scene.photos) for scene in plan.scenes),
+                    desc="converting", unit="photo", file=progress_stream)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", photo_preprocess.__name__])
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {pool.submit(photo_preprocess.convert_photos, source, scene.photos,
-                               options.image_size, read_times): index
+                               options.image_size, read_times, scene.rolls): index
                    for index, scene in enumerate(plan.scenes)}
         try:
             for future in concurrent.futures.as_completed(futures):
                 index = futures[future]
                 views = future.result()
                 results[index] = _by_capture_time(views) if read_times else views
-                progress.advance(len(views))
+                progress.update(len(views))
         finally:
             progress.close()
             for future in futures:
@@ -240,7 +343,7 @@ def _by_capture_time(views):
     return sorted(views, key=lambda view: view.capture_time)
 
 
-def _write_preview(path, plan, scenes, test_indices):
+def _write_preview(path, plan, scenes, test_indices, holdout_views):
     """A contact sheet of a few scenes spread evenly over the written set."""
     count = len(plan.scenes)
     picks = sorted(set(np.linspace(0, count - 1, min(PREVIEW_SCENES, count))
@@ -249,7 +352,12 @@ def _write_preview(path, plan, scenes, test_indices):
     for index in picks:
         scene = plan.scenes[index]
         split = "test" if index in test_indices else "train"
+        if holdout_views:
+            held = [i + 1 for i in held_out_views(len(scene.photos), holdout_views)]
+            split = f"views {', '.join(map(str, held))} held out for test"
+        roll = max([abs(r) for r in scene.rolls or ()] or [0.0])
         rows.append(contact_sheet.SheetRow(
-            f"{scene.name}  ({len(scene.photos)} views, {split})",
-            [view.pixels for view in scenes[index]], scene.poses))
+            f"{scene.name}  ({len(scene.photos)} views, {split}; poses from the "
+            f"{scene.pose_source}" + (f", largest roll {roll:.1f} deg" if roll else "")
+            + ")", [view.pixels for view in scenes[index]], scene.poses, scene.points))
     contact_sheet.draw_contact_sheet(rows).save(path, format="PNG")

@@ -25,8 +25,6 @@ ORDER_NAME = "name"
 ORDER_EXIF_TIME = "exif_time"
 PHOTO_ORDERS = (ORDER_NAME, ORDER_EXIF_TIME)
 ANGLE_UNITS = ("degrees", "radians")
-# A scene needs one context view and one query view at the very least.
-MIN_VIEWS = 2
 
 SKIP_OUTSIDE_SCENE = "not directly in a SceneN folder"
 SKIP_IN_SKIPPED_SCENE = "in a skipped scene"
@@ -47,10 +45,18 @@ class ScenePlan:
 
     With a fruit-preset plan ordered by EXIF time, `photos` are in name
     order until the capture times are known; `poses` are in view order.
+    Scenes posed from the photos' own cameras also carry, per photo, the
+    rotation that levels it (`rolls`, degrees for Pillow's Image.rotate),
+    how their cameras were brought into the GQN frame (`frame`, for
+    dataset_info.json) and the scene's 3-D points in that frame, if any.
     """
     name: str
     photos: Tuple[str, ...]
     poses: np.ndarray
+    pose_source: str = "fruit table"
+    rolls: Optional[Tuple[float, ...]] = None
+    frame: Optional[dict] = None
+    points: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,21 +109,16 @@ def plan_manifest_scenes(photos, manifest_path, angle_unit="degrees"):
             raise InputError(f"{manifest_path} line {line}: photo {image!r} is "
                              "not an image file in the input")
         scenes[scene].append((image, pose))
-    plans, skipped_scenes = [], []
-    skipped_photos = collections.Counter()
+    plans, skipped_photos = [], collections.Counter()
     for scene in sorted(scenes, key=natural_sort_key):
         images, poses = zip(*scenes[scene])
-        if len(images) < MIN_VIEWS:
-            skipped_scenes.append((scene, f"{len(images)} photo(s); a scene needs "
-                                          f"at least {MIN_VIEWS}"))
-            skipped_photos[SKIP_IN_SKIPPED_SCENE] += len(images)
-        else:
-            plans.append(ScenePlan(scene, images, np.array(poses, dtype=np.float32)))
+        plans.append(ScenePlan(scene, images, np.array(poses, dtype=np.float32),
+                               pose_source="manifest"))
     if len(available) > len(rows):
         skipped_photos[SKIP_NOT_IN_MANIFEST] = len(available) - len(rows)
     pairing = (f"manifest {manifest_path}: each photo takes the pose on its row "
                f"(angles in {angle_unit}); views in row order")
-    return Plan(plans, None, pairing, skipped_photos, skipped_scenes)
+    return Plan(plans, None, pairing, skipped_photos, [])
 
 
 def read_manifest(path, angle_unit="degrees"):

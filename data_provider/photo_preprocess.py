@@ -68,8 +68,14 @@ def capture_time(exif):
     return f"{str(stamp).strip()}.{subseconds:0<9}"
 
 
-def convert_photo(name, data, size, read_capture_time=False):
-    """File bytes -> ConvertedPhoto; InputError naming `name` if undecodable."""
+def convert_photo(name, data, size, read_capture_time=False, roll_degrees=0.0):
+    """File bytes -> ConvertedPhoto; InputError naming `name` if undecodable.
+
+    `roll_degrees` rotates the upright photo about its centre (counter-
+    clockwise, as Image.rotate) before the crop, so that it shows what the
+    level camera of its pose would: the 5-d pose has no roll. The crop
+    keeps 8/9 of the short side, so rolls up to about 7 degrees bring no
+    empty corners into it."""
     short_side = round(size * SHORT_SIDE_PER_OUTPUT)
     try:
         with warnings.catch_warnings():
@@ -80,6 +86,8 @@ def convert_photo(name, data, size, read_capture_time=False):
                 image.draft("RGB", (short_side, short_side))
                 taken = capture_time(image.getexif()) if read_capture_time else None
                 image = to_rgb(ImageOps.exif_transpose(image))
+                if roll_degrees:
+                    image = image.rotate(roll_degrees, resample=Image.Resampling.BICUBIC)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InputError(f"{name}: refused by Pillow's decompression-bomb limit "
                          f"({Image.MAX_IMAGE_PIXELS} pixels): {error}")
@@ -91,7 +99,9 @@ def convert_photo(name, data, size, read_capture_time=False):
     return ConvertedPhoto(name, np.asarray(square, dtype=np.uint8), taken)
 
 
-def convert_photos(source, names, size, read_capture_time=False):
-    """Worker task: one scene's photos, read from `source`, in the given order."""
-    return [convert_photo(name, data, size, read_capture_time)
-            for name, data in source.read_many(names)]
+def convert_photos(source, names, size, read_capture_time=False, rolls=None):
+    """Worker task: one scene's photos, read from `source`, in the given order,
+    each rotated by its entry of `rolls` (degrees; None: none)."""
+    rolls = rolls or [0.0] * len(names)
+    return [convert_photo(name, data, size, read_capture_time, roll)
+            for (name, data), roll in zip(source.read_many(names), rolls)]

@@ -43,8 +43,24 @@ USER_ERRORS = (ValueError, OSError)
 DATA_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.DataLossError)
 
 
+def show_flags_in_help(entry_module):
+    """Makes --help show the docstring of `entry_module` (a module name) and
+    list its flags and the shared ones defined here. absl shows only what the
+    module named by sys.argv[0] defined, which for a console script
+    (gqn-train) is its generated wrapper, and never the shared flags."""
+    main_module = sys.argv[0]
+    if entry_module != "__main__":
+        sys.modules["__main__"].__doc__ = sys.modules[entry_module].__doc__
+    for module in {entry_module, __name__} - {"__main__", main_module}:
+        for flag in FLAGS.get_key_flags_for_module(module):
+            FLAGS.register_key_flag_for_module(main_module, flag)
+
+
 def run_main(main, program):
-    """absl app.run(main) with user errors turned into a one-line message."""
+    """absl app.run(main) with user errors turned into a one-line message and
+    every flag of the command in --help."""
+    show_flags_in_help(main.__module__)
+
     def guarded_main(argv):
         try:
             main(argv)

@@ -352,7 +352,8 @@ def test_manifest_gives_each_photo_its_pose(tmp_path):
     (folder / "stray.jpg").write_bytes(jpeg_bytes(identity_photo(9, 9)))
     manifest = write_manifest(tmp_path / "poses.csv",
                               ["scene", "image", "x", "y", "z", "yaw", "pitch"], rows)
-    summary = convert(options(tmp_path, folder, manifest=manifest, test_fraction=0.0))
+    summary = convert(options(tmp_path, folder, manifest=manifest, test_fraction=0.0,
+                              context_size=2))
     assert summary.split_scenes == {"train": ["desk", "kitchen"]}
     assert dict(summary.skipped_photos) == {photo_layouts.SKIP_NOT_IN_MANIFEST: 1}
     for frames, cameras in read_records(summary.output_path, "train"):

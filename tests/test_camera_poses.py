@@ -1,0 +1,647 @@
+"""Pose import (transforms.json, COLMAP text and binary) and the one GQN frame.
+
+The real capture is the CO3D apple in ../shared/data/real/apple: its true
+cameras are written in each tool's own convention, laid out as users have
+them, read back through a folder and a zip, and must come out paired with
+the right photos and equal to the truth up to one similarity transform. The
+roll sign is proved by projecting points, and the Pillow rotation rule used
+there is itself checked against Pillow.
+"""
+import json
+import os
+import random
+import shutil
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_provider.camera_poses import colmap_model, transforms_json
+from data_provider.camera_poses.frame import (
+    DEFAULT_RADIUS, CameraSet, nearest_point_to_axes, normalise_cameras,
+    similarity_fit, similarity_residual)
+from data_provider.photo_source import FolderSource, InputError, ZipSource, natural_sort_key
+from gqn.poses import viewing_direction
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APPLE = os.path.join(REPO, "..", "shared", "data", "real", "apple")
+Z = np.array([0.0, 0.0, 1.0])
+
+
+# The truth, in PyTorch3D's convention.
+
+@pytest.fixture(scope="module")
+def apple():
+    """(photo names in sorted order, true centres C (N, 3), PyTorch3D R (N, 3, 3))."""
+    cameras = os.path.join(APPLE, "gt_cameras.npz")
+    if not os.path.isfile(cameras):
+        pytest.skip(f"the real apple capture is not at {os.path.normpath(APPLE)} "
+                    "(../shared/data/real/apple relative to the repo root)")
+    names = sorted((name for name in os.listdir(APPLE) if name.endswith(".jpg")),
+                   key=natural_sort_key)
+    with np.load(cameras) as truth:
+        rotations = truth["gtR"].astype(np.float64)
+        translations = truth["gtT"].astype(np.float64)
+    assert len(names) == len(rotations) == 20
+    # Snap the float32 matrices to exact rotations, as CameraSet does, so
+    # that every format below carries the same truth to double precision.
+    u, _, vt = np.linalg.svd(rotations)
+    rotations = u @ vt
+    # Row vectors: X_cam = X_world @ R + T, so the centre is -R @ T.
+    centres = -np.einsum("nij,nj->ni", rotations, translations)
+    return names, centres, rotations
+
+
+def opencv_from_pytorch3d(rotations):
+    """Camera-to-world with OpenCV axes: PyTorch3D's camera x is left and y
+    up, so right = -R[:, 0] and down = -R[:, 1]; forward stays R[:, 2]."""
+    return np.stack([-rotations[:, :, 0], -rotations[:, :, 1], rotations[:, :, 2]],
+                    axis=2)
+
+
+def test_apple_truth_cameras_look_at_the_apple_from_above(apple):
+    _, centres, rotations = apple
+    towards_origin = -centres / np.linalg.norm(centres, axis=1, keepdims=True)
+    assert (np.einsum("ni,ni->n", rotations[:, :, 2], towards_origin) > 0.97).all()
+    camera_to_world = opencv_from_pytorch3d(rotations)
+    assert np.allclose(np.linalg.det(camera_to_world), 1.0, atol=1e-5)
+    # A phone walked around a table looks down at the apple: once up is +z,
+    # every camera is above the object and has negative pitch.
+    normalised = normalise_cameras(CameraSet(centres, camera_to_world))
+    assert (normalised.raw_poses[:, 2] > 0).all()
+    assert (normalised.raw_poses[:, 4] < 0).all()
+
+
+# Writers, each in its tool's own convention.
+
+def write_transforms(path, names, centres, rotations, order):
+    """A transforms.json with OpenGL camera-to-world matrices (x right, y up,
+    looking along -z), frames in `order`; every other file_path has no
+    extension and every third starts with './'."""
+    frames = []
+    for rank, index in enumerate(order):
+        opengl = np.stack([-rotations[index][:, 0], rotations[index][:, 1],
+                           -rotations[index][:, 2]], axis=1)
+        matrix = np.eye(4)
+        matrix[:3, :3], matrix[:3, 3] = opengl, centres[index]
+        file_path = names[index] if rank % 2 else os.path.splitext(names[index])[0]
+        frames.append({"file_path": ("./" if rank % 3 == 0 else "") + file_path,
+                       "transform_matrix": matrix.tolist()})
+    with open(path, "w") as handle:
+        json.dump({"camera_angle_x": 0.8, "frames": frames}, handle)
+
+
+def colmap_extrinsics(centres, rotations):
+    """World-to-camera (R, t) with COLMAP's axes (x right, y down, z forward):
+    the rows of R are those axes in world coordinates, and t = -R C."""
+    world_to_camera = np.stack([-rotations[:, :, 0], -rotations[:, :, 1],
+                                rotations[:, :, 2]], axis=1)
+    return world_to_camera, -np.einsum("nij,nj->ni", world_to_camera, centres)
+
+
+def quaternion_wxyz(matrix):
+    """Unit quaternion (w, x, y, z) of a rotation matrix (Shepperd's method)."""
+    m = matrix
+    trace = np.trace(m)
+    if trace > 0:
+        s = 2 * np.sqrt(1 + trace)
+        q = [s / 4, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    else:
+        i = int(np.argmax(np.diag(m)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2 * np.sqrt(1 + m[i, i] - m[j, j] - m[k, k])
+        q = np.empty(4)
+        q[0] = (m[k, j] - m[j, k]) / s
+        q[1 + i], q[1 + j], q[1 + k] = s / 4, (m[j, i] + m[i, j]) / s, (m[k, i] + m[i, k]) / s
+    return np.asarray(q) * np.sign(q[0] or 1.0)
+
+
+def write_text_model(folder, names, world_to_camera_R, t, width, height, focal,
+                     points=None):
+    """A COLMAP text model (cameras.txt, images.txt, points3D.txt) with one
+    PINHOLE camera; images in the order given, with ids 1..N in that order."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "cameras.txt"), "w") as handle:
+        handle.write("# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
+                     f"1 PINHOLE {width} {height} {focal!r} {focal!r} "
+                     f"{width / 2!r} {height / 2!r}\n")
+    with open(os.path.join(folder, "images.txt"), "w") as handle:
+        handle.write("# IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n"
+                     "#   POINTS2D[] as (X, Y, POINT3D_ID)\n")
+        for image_id, (name, rotation, translation) in enumerate(
+                zip(names, world_to_camera_R, t), start=1):
+            values = " ".join(repr(float(value)) for value in
+                              [*quaternion_wxyz(rotation), *translation])
+            # Alternate images with and without observations: an empty
+            # points2D line must still be read as that image's second line.
+            observations = "10.5 20.5 1 30.0 40.0 -1" if image_id % 2 else ""
+            handle.write(f"{image_id} {values} 1 {name}\n{observations}\n")
+    with open(os.path.join(folder, "points3D.txt"), "w") as handle:
+        handle.write("# POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[]\n")
+        for point_id, xyz in enumerate(() if points is None else points, start=1):
+            coordinates = " ".join(repr(float(value)) for value in xyz)
+            handle.write(f"{point_id} {coordinates} 200 100 50 0.5 1 0 2 1\n")
+
+
+def write_binary_model(folder, names, world_to_camera_R, t, width, height, focal,
+                       points):
+    """The same model in COLMAP's binary format, written by COLMAP's own code
+    (pycolmap), with image ids in the order given, keypoints and tracks."""
+    pycolmap = pytest.importorskip("pycolmap")
+    reconstruction = pycolmap.Reconstruction()
+    reconstruction.add_camera_with_trivial_rig(pycolmap.Camera.create_from_model_name(
+        1, "PINHOLE", focal, width, height))
+    for image_id, (name, rotation, translation) in enumerate(
+            zip(names, world_to_camera_R, t), start=1):
+        image = pycolmap.Image(name=name, keypoints=np.tile([[10.5, 20.5]], (len(points), 1)),
+                               camera_id=1, image_id=image_id)
+        reconstruction.add_image_with_trivial_frame(
+            image, pycolmap.Rigid3d(pycolmap.Rotation3d(rotation), translation))
+    for index, xyz in enumerate(points):
+        track = pycolmap.Track()
+        track.add_element(1, index)
+        track.add_element(2, index)
+        reconstruction.add_point3D(xyz, track, np.array([200, 100, 50], np.uint8))
+    os.makedirs(folder, exist_ok=True)
+    reconstruction.write_binary(folder)
+    assert os.path.isfile(os.path.join(folder, "images.bin"))
+
+
+def apple_points(count=7):
+    return np.random.RandomState(3).uniform(-2, 2, (count, 3))
+
+
+def lay_out(tmp_path, apple, kind):
+    """A scene folder as users have it; returns (root, scene_dir, order of
+    the model's entries). COLMAP: scene/images/*.jpg + scene/sparse/0/;
+    transforms.json: scene/transforms.json + scene/frame*.jpg."""
+    names, centres, rotations = apple
+    order = list(range(len(names)))
+    random.Random(7).shuffle(order)
+    scene = tmp_path / "capture" / "scene"
+    photo_dir = scene / ("images" if kind.startswith("colmap") else "")
+    photo_dir.mkdir(parents=True)
+    for name in names:
+        shutil.copy(os.path.join(APPLE, name), photo_dir / name)
+    if kind == "transforms":
+        write_transforms(scene / "transforms.json", names, centres, rotations, order)
+    else:
+        world_to_camera, translations = colmap_extrinsics(centres[order], rotations[order])
+        writer = write_text_model if kind == "colmap_text" else write_binary_model
+        writer(str(scene / "sparse" / "0"), [names[i] for i in order], world_to_camera,
+               translations, 1066, 1896, 1500.0, points=apple_points())
+    return tmp_path / "capture", "scene"
+
+
+def open_as(root, scene_dir, source_kind, tmp_path):
+    """A FolderSource on `root` (scene_dir as given), or a ZipSource of the
+    scene folder's contents at the archive root (scene_dir '')."""
+    if source_kind == "folder":
+        return FolderSource(str(root)), scene_dir
+    archive = tmp_path / "capture.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for folder, _, files in os.walk(root / scene_dir):
+            for file_name in files:
+                path = os.path.join(folder, file_name)
+                handle.write(path, os.path.relpath(path, root / scene_dir).replace(os.sep, "/"))
+    return ZipSource(str(archive)), ""
+
+
+def read_scene(kind, source, scene_dir):
+    files = source.list_files()
+    if kind == "transforms":
+        return transforms_json.read_transforms_scene(source, scene_dir, files)
+    return colmap_model.read_colmap_scene(source, scene_dir, files)
+
+
+@pytest.mark.parametrize("source_kind", ["folder", "zip"])
+@pytest.mark.parametrize("kind", ["transforms", "colmap_text", "colmap_binary"])
+def test_apple_cameras_read_back_paired_and_normalised(tmp_path, apple, kind, source_kind):
+    names, centres, rotations = apple
+    root, scene_dir = lay_out(tmp_path, apple, kind)
+    source, scene_dir = open_as(root, scene_dir, source_kind, tmp_path)
+    posed = read_scene(kind, source, scene_dir)
+
+    folder = "images/" if kind.startswith("colmap") else ""
+    prefix = f"{scene_dir}/" if scene_dir else ""
+    assert posed.photos == tuple(prefix + folder + name for name in names)
+    assert posed.unposed == ()
+    # Entries were shuffled in the file: each photo must carry its own camera.
+    assert np.allclose(posed.cameras.centres, centres, atol=1e-9 * 23)
+    assert np.allclose(posed.cameras.camera_to_world, opencv_from_pytorch3d(rotations),
+                       atol=1e-6)
+    if kind == "transforms":
+        assert posed.points is None
+        assert posed.model_file == prefix + "transforms.json"
+    else:
+        assert np.allclose(posed.points, apple_points())
+        extension = "txt" if kind == "colmap_text" else "bin"
+        assert posed.model_file == f"{prefix}sparse/0/images.{extension}"
+
+    normalised = normalise_cameras(posed.cameras)
+    positions = normalised.raw_poses[:, :3].astype(np.float64)
+    # float32 poses: about 1e-7 of the radius each.
+    assert similarity_residual(centres, positions).max() < 1e-5 * DEFAULT_RADIUS
+    scale, rotation, _ = similarity_fit(centres, positions)
+    directions = viewing_direction(normalised.raw_poses[:, 3], normalised.raw_poses[:, 4])
+    assert np.abs(rotation @ rotations[:, :, 2].T - directions.T).max() < 1e-5
+    assert np.isclose(scale, normalised.frame.scale, rtol=1e-5)
+
+
+def test_apple_frame_puts_object_at_origin_up_on_z_and_first_camera_at_azimuth_pi(apple):
+    _, centres, rotations = apple
+    radius = 0.7
+    normalised = normalise_cameras(CameraSet(centres, opencv_from_pytorch3d(rotations)),
+                                   radius=radius)
+    frame = normalised.frame
+    # A phone is held about level: once up is +z the cameras' right axes
+    # are near horizontal and the photos need little de-rolling (the mean
+    # up vector would tilt the scene by 17.5 degrees, rolls up to 29).
+    right = np.einsum("ij,njk->nik", frame.rotation,
+                      opencv_from_pytorch3d(rotations))[:, :, 0]
+    assert np.abs(right[:, 2]).max() < np.sin(np.radians(12))
+    assert normalised.max_abs_roll_degrees < 12
+    assert np.sqrt(np.mean(normalised.roll_degrees ** 2)) < 7
+    # The least-squares point of the true optical axes, solved here directly.
+    projectors = np.eye(3) - np.einsum("ni,nj->nij", rotations[:, :, 2], rotations[:, :, 2])
+    apple_centre = np.linalg.lstsq(projectors.reshape(-1, 3),
+                                   np.einsum("nij,nj->ni", projectors, centres).ravel(),
+                                   rcond=None)[0]
+    assert np.abs(frame.apply(apple_centre[None])).max() < 1e-9
+    positions = frame.apply(centres)
+    assert np.isclose(np.linalg.norm(positions, axis=1).mean(), radius, rtol=1e-12)
+    assert np.allclose(normalised.raw_poses[:, :3], positions, atol=1e-6)
+    assert positions[0, 0] < 0 and abs(positions[0, 1]) < 1e-9
+    # The first camera looks roughly at the apple, hence yaw near 0.
+    yaw = normalised.raw_poses[0, 3]
+    assert min(yaw, 2 * np.pi - yaw) < np.radians(10)
+    info = json.loads(json.dumps(frame.to_json_dict()))
+    assert np.allclose(np.array(info["rotation"]), frame.rotation)
+    assert np.isclose(info["scale"], frame.scale)
+
+
+# Roll: sign proved by projection.
+
+def rotate_pixels_like_pillow(pixels, angle_degrees, centre):
+    """Where Image.rotate(angle_degrees) moves content at `pixels` (P, 2),
+    (x right, y down): counter-clockwise as displayed, about `centre`."""
+    angle = np.radians(angle_degrees)
+    dx, dy = (pixels - centre).T
+    return centre + np.stack([dx * np.cos(angle) + dy * np.sin(angle),
+                              -dx * np.sin(angle) + dy * np.cos(angle)], axis=1)
+
+
+def test_rotate_pixels_like_pillow_matches_pillow():
+    width, height = 121, 91
+    image = np.zeros((height, width), np.float32)
+    image[18:21, 89:92] = 255.0  # a 3x3 dot centred on pixel (90, 19)
+    for angle in (20.0, -35.0):
+        rotated = np.asarray(Image.fromarray(image).rotate(
+            angle, resample=Image.Resampling.BILINEAR), np.float64)
+        rows, columns = np.mgrid[:height, :width]
+        # Pixel (i, j) covers [i, i+1) x [j, j+1): its centre is at +0.5.
+        found = np.array([((columns + 0.5) * rotated).sum(),
+                          ((rows + 0.5) * rotated).sum()]) / rotated.sum()
+        expected = rotate_pixels_like_pillow(np.array([[90.5, 19.5]]), angle,
+                                             np.array([width / 2, height / 2]))[0]
+        assert np.abs(found - expected).max() < 0.2, (angle, found, expected)
+
+
+def project(points, centre, camera_to_world, focal, principal_point):
+    """Pinhole pixels (P, 2) of world points for OpenCV camera axes."""
+    camera = (points - centre) @ camera_to_world
+    assert (camera[:, 2] > 0).all()
+    return focal * camera[:, :2] / camera[:, 2:] + principal_point
+
+
+def rolled_cameras(count, roll_degrees, seed):
+    """Cameras around the origin looking at it from random heights, each
+    rolled about its optical axis by the given angle (world z up)."""
+    rng = np.random.RandomState(seed)
+    azimuth = rng.uniform(0, 2 * np.pi, count)
+    elevation = rng.uniform(-0.3, 1.0, count)
+    centres = 3 * np.stack([np.cos(elevation) * np.cos(azimuth),
+                            np.cos(elevation) * np.sin(azimuth), np.sin(elevation)], 1)
+    rotations = []
+    for centre, roll in zip(centres, np.radians(roll_degrees)):
+        forward = -centre / np.linalg.norm(centre)
+        right = np.cross(forward, Z)
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        rotations.append(np.stack([np.cos(roll) * right + np.sin(roll) * down,
+                                   -np.sin(roll) * right + np.cos(roll) * down,
+                                   forward], axis=1))
+    return centres, np.array(rotations)
+
+
+def test_roll_degrees_rotate_photos_into_the_level_cameras_view():
+    applied = np.array([20.0, -20.0, 12.0, -7.5, 0.0, 19.0, -3.0, 5.0])
+    centres, rotations = rolled_cameras(len(applied), applied, seed=1)
+    # Move the world by a similarity so the frame has work to do.
+    tilt = looking_at_origin([[1.0, 2.0, 3.0]])[0]
+    world_centres = 5.0 * centres @ tilt.T + [1.0, -2.0, 0.5]
+    world_rotations = np.einsum("ij,njk->nik", tilt, rotations)
+    normalised = normalise_cameras(CameraSet(world_centres, world_rotations))
+    frame = normalised.frame
+
+    rng = np.random.RandomState(2)
+    width, height, focal = 640.0, 480.0, 500.0
+    principal_point = np.array([width / 2, height / 2])
+    for index in range(len(applied)):
+        # Points in front of the camera, around its optical axis.
+        forward = world_rotations[index][:, 2]
+        points = (world_centres[index] + 15 * forward
+                  + rng.uniform(-4, 4, (50, 3)))
+        photo = project(points, world_centres[index], world_rotations[index],
+                        focal, principal_point)
+        # The level camera with the same optical axis, in the GQN frame.
+        level_forward = frame.rotation @ forward
+        level_right = np.cross(level_forward, Z)
+        level_right /= np.linalg.norm(level_right)
+        level = np.stack([level_right, np.cross(level_forward, level_right),
+                          level_forward], axis=1)
+        level_view = project(frame.apply(points), frame.apply(world_centres[index:index + 1])[0],
+                             level, focal, principal_point)
+        straightened = rotate_pixels_like_pillow(photo, normalised.roll_degrees[index],
+                                                 principal_point)
+        assert np.abs(straightened - level_view).max() < 1e-6 * focal, index
+    # A camera rolled by +r (its right axis turned towards its down axis) is
+    # straightened by -r; the estimated up is the rolled cameras' mean, so
+    # only roughly.
+    assert np.abs(normalised.roll_degrees + applied).max() < 10
+    assert normalised.max_abs_roll_degrees == np.abs(normalised.roll_degrees).max()
+
+
+def test_up_is_exact_for_level_cameras_on_one_side_at_several_heights():
+    """Level cameras over a half ring at uneven heights and pitches: their
+    right axes are horizontal, so up is found exactly, where their mean up
+    vector leans towards the object."""
+    rng = np.random.RandomState(4)
+    azimuth = rng.uniform(0, np.pi, 9)
+    height = rng.uniform(0.5, 2.5, 9)
+    centres = np.stack([2 * np.cos(azimuth), 2 * np.sin(azimuth), height], 1)
+    tilt = looking_at_origin([[1.0, 2.0, 3.0]])[0]
+    cameras = CameraSet(centres @ tilt.T, np.einsum("ij,njk->nik", tilt,
+                                                    looking_at_origin(centres)))
+    normalised = normalise_cameras(cameras)
+    assert np.abs(normalised.frame.rotation @ tilt @ Z - Z).max() < 1e-9
+    assert np.abs(normalised.roll_degrees).max() < 1e-6
+    mean_up = -cameras.down.mean(axis=0)
+    assert np.degrees(np.arccos(mean_up @ (tilt @ Z) / np.linalg.norm(mean_up))) > 5
+
+
+def test_level_cameras_have_zero_roll_and_inward_first_yaw():
+    # A symmetric ring, so the mean up vector is exactly the world's z.
+    azimuth = np.radians(np.arange(0, 360, 60))
+    centres = np.stack([2 * np.cos(azimuth), 2 * np.sin(azimuth), np.full(6, 1.5)], 1)
+    normalised = normalise_cameras(CameraSet(centres, looking_at_origin(centres)))
+    assert np.abs(normalised.roll_degrees).max() < 1e-9
+    yaw = float(normalised.raw_poses[0, 3])
+    assert min(yaw, 2 * np.pi - yaw) < 1e-6
+    # Cameras above the object look down: negative pitch (DeepMind).
+    assert np.allclose(normalised.raw_poses[:, 4], -np.arctan2(1.5, 2), atol=1e-6)
+
+
+# Degenerate sets and the CameraSet checks.
+
+def looking_at_origin(centres, up=Z):
+    rotations = []
+    for centre in np.asarray(centres, np.float64):
+        forward = -centre / np.linalg.norm(centre)
+        right = np.cross(forward, up)
+        right /= np.linalg.norm(right)
+        rotations.append(np.stack([right, np.cross(forward, right), forward], axis=1))
+    return np.array(rotations)
+
+
+def test_degenerate_camera_sets_raise_input_error():
+    one = [[3.0, 0, 0]]
+    with pytest.raises(InputError, match="1 camera"):
+        normalise_cameras(CameraSet(one, looking_at_origin(one)))
+    parallel = np.array([[3.0, 0, 0], [3.0, 1, 0], [3.0, 0, 1]])
+    with pytest.raises(InputError, match="parallel"):
+        normalise_cameras(CameraSet(parallel, np.repeat(looking_at_origin(one), 3, 0)))
+    opposite = np.array([[3.0, 0, 0], [0, 3.0, 0]])
+    rotations = looking_at_origin(opposite)
+    rotations[1][:, :2] *= -1  # upside down: the up vectors cancel
+    with pytest.raises(InputError, match="up vectors cancel"):
+        normalise_cameras(CameraSet(opposite, rotations))
+    with pytest.raises(InputError, match="radius"):
+        normalise_cameras(CameraSet(opposite, looking_at_origin(opposite)), radius=0)
+
+
+def test_camera_set_rejects_bad_shapes_values_and_rotations():
+    centres = np.array([[3.0, 0, 0], [0, 3.0, 0], [-3.0, 0, 0]])
+    rotations = looking_at_origin(centres)
+    with pytest.raises(InputError, match=r"mine\.json.*\(N, 3\)"):
+        CameraSet(centres[:, :2], rotations, source="mine.json")
+    with pytest.raises(InputError, match=r"\(3, 3, 3\)"):
+        CameraSet(centres, rotations[:2])
+    bad = centres.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(InputError, match="camera 1 has non-finite"):
+        CameraSet(bad, rotations)
+    stretched = rotations.copy()
+    stretched[2] *= 1.01
+    with pytest.raises(InputError, match="camera 2.*not a rotation"):
+        CameraSet(centres, stretched)
+    mirrored = rotations.copy()
+    mirrored[0][:, 0] *= -1
+    with pytest.raises(InputError, match=r"camera 0.*det = -1"):
+        CameraSet(centres, mirrored)
+    # Rounding noise is snapped to an exact rotation.
+    noisy = CameraSet(centres, rotations + 1e-5)
+    assert np.allclose(np.einsum("nji,njk->nik", noisy.camera_to_world,
+                                 noisy.camera_to_world), np.eye(3), atol=1e-12)
+
+
+def test_similarity_fit_recovers_a_known_transform():
+    rng = np.random.RandomState(5)
+    points = rng.normal(size=(10, 3))
+    rotation = looking_at_origin([[1.0, 2.0, 3.0]])[0]
+    moved = 2.5 * points @ rotation.T + [1.0, 2.0, 3.0]
+    scale, found, translation = similarity_fit(points, moved)
+    assert np.isclose(scale, 2.5) and np.allclose(found, rotation)
+    assert np.allclose(translation, [1.0, 2.0, 3.0])
+    assert similarity_residual(points, moved).max() < 1e-12
+    assert np.allclose(nearest_point_to_axes([[1.0, 0, 0], [0, 1.0, 0]],
+                                             [[-1.0, 0, 0], [0, -1.0, 0]]), 0)
+
+
+# Bad transforms.json input.
+
+def small_transforms_scene(tmp_path, frames=None):
+    """scene/transforms.json over three 1-byte photos; returns the source."""
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    for index in range(3):
+        (scene / f"frame{index}.jpg").write_bytes(b"x")
+    if frames is not None:
+        (scene / "transforms.json").write_text(
+            frames if isinstance(frames, str) else json.dumps({"frames": frames}))
+    return FolderSource(str(tmp_path))
+
+
+def good_frames():
+    centres = np.array([[3.0, 0, 0], [0, 3.0, 0], [-3.0, 0, 0]])
+    frames = []
+    for index, (centre, rotation) in enumerate(zip(centres, looking_at_origin(centres))):
+        matrix = np.eye(4)
+        matrix[:3, :3] = rotation @ np.diag([1.0, -1.0, -1.0])
+        matrix[:3, 3] = centre
+        frames.append({"file_path": f"frame{index}", "transform_matrix": matrix.tolist()})
+    return frames
+
+
+def read_transforms(source):
+    return transforms_json.read_transforms_scene(source, "scene", source.list_files())
+
+
+def test_transforms_json_reads_extension_case_and_lists_unposed(tmp_path):
+    frames = good_frames()[:2]
+    frames[1]["file_path"] = "frame1.JPG"
+    source = small_transforms_scene(tmp_path, frames)
+    (tmp_path / "scene" / "notes.txt").write_text("not a photo")
+    posed = read_transforms(source)
+    assert posed.photos == ("scene/frame0.jpg", "scene/frame1.jpg")
+    assert posed.unposed == ("scene/frame2.jpg",)
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda frames: "{not json", r"scene/transforms\.json: not valid JSON"),
+    (lambda frames: {"frames": []}, r"scene/transforms\.json: needs a non-empty list 'frames'"),
+    (lambda frames: [frames[0], {"file_path": "frame1"}],
+     r"scene/transforms\.json: frame 1: needs 'file_path' and 'transform_matrix'.*frame1"),
+    (lambda frames: [dict(frames[0], transform_matrix=frames[0]["transform_matrix"][:3])],
+     r"scene/transforms\.json: frame 0 \(frame0\): transform_matrix must be 4x4, "
+     r"got shape \(3, 4\)"),
+    (lambda frames: [frames[0], dict(frames[1], transform_matrix=[[float("nan")] * 4] * 4)],
+     r"scene/transforms\.json: frame 1 \(frame1\): transform_matrix has non-finite.*nan"),
+    (lambda frames: [dict(frames[0], transform_matrix=(
+        np.diag([2.0, 2.0, 2.0, 1.0]) @ frames[0]["transform_matrix"]).tolist())],
+     r"scene/transforms\.json: frame 0 \(frame0\): .*3x3 part \[\[.*2\.0.* is not a rotation"),
+    (lambda frames: [dict(frames[0], transform_matrix=np.diag([1.0, 1.0, 0.0, 1.0]).tolist())],
+     r"frame 0 \(frame0\): .*not a rotation .*det = 0"),
+    (lambda frames: frames + [dict(frames[0], file_path="./frame9.png")],
+     r"scene/transforms\.json: frame 3 \(\./frame9\.png\): photo scene/frame9\.png is "
+     r"not in the input"),
+    (lambda frames: frames + [dict(frames[1], file_path="frame1.jpg")],
+     r"scene/transforms\.json: frame 3 \(frame1\.jpg\): photo scene/frame1\.jpg is named "
+     r"twice, by frames 1 and 3"),
+])
+def test_bad_transforms_json_names_the_file_and_value(tmp_path, change, expected):
+    changed = change(good_frames())
+    if isinstance(changed, dict):
+        changed = json.dumps(changed)
+    source = small_transforms_scene(tmp_path, changed)
+    with pytest.raises(InputError, match=expected):
+        read_transforms(source)
+
+
+def test_missing_transforms_json_names_it(tmp_path):
+    source = small_transforms_scene(tmp_path)
+    with pytest.raises(InputError, match=r"scene/transforms\.json: not found"):
+        read_transforms(source)
+
+
+# COLMAP models: where they are found and bad input.
+
+def test_find_model_prefers_sparse_0_then_sparse_then_the_folder():
+    both = ["s/images.txt", "s/cameras.txt", "s/sparse/images.bin", "s/sparse/cameras.bin",
+            "s/sparse/0/images.txt", "s/sparse/0/cameras.txt"]
+    assert colmap_model.find_model(both, "s") == "s/sparse/0"
+    assert colmap_model.find_model(both[:4], "s") == "s/sparse"
+    assert colmap_model.find_model(both[:2], "s") == "s"
+    assert colmap_model.find_model(["images.bin", "cameras.bin"], "") == ""
+    # images without cameras: a half-copied model is no model.
+    assert colmap_model.find_model(["s/sparse/0/images.bin", "s/images.txt"], "s") is None
+
+
+def small_colmap_scene(tmp_path, names=("a.jpg", "b.jpg", "c.jpg"), photos=None,
+                       photo_folder="images"):
+    """scene/<photo_folder>/ photos + scene/sparse/0 text model of `names`."""
+    centres = np.array([[3.0, 0, 0], [0, 3.0, 0], [-3.0, 0, 0]])[:len(names)]
+    world_to_camera = np.transpose(looking_at_origin(centres), (0, 2, 1))
+    translations = -np.einsum("nij,nj->ni", world_to_camera, centres)
+    model = tmp_path / "scene" / "sparse" / "0"
+    write_text_model(str(model), list(names), world_to_camera, translations, 64, 48, 50.0,
+                     points=[[0.0, 0.0, 0.0]])
+    folder = tmp_path / "scene" / photo_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (names if photos is None else photos):
+        (folder / name).write_bytes(b"x")
+    return FolderSource(str(tmp_path)), model
+
+
+def read_colmap(source):
+    return colmap_model.read_colmap_scene(source, "scene", source.list_files())
+
+
+def test_colmap_photos_beside_the_model_and_unposed_photos(tmp_path):
+    source, _ = small_colmap_scene(tmp_path, names=("a.jpg", "b.jpg"),
+                                   photos=("a.jpg", "b.jpg", "z.jpg"), photo_folder=".")
+    posed = read_colmap(source)
+    assert posed.photos == ("scene/a.jpg", "scene/b.jpg")
+    assert posed.unposed == ("scene/z.jpg",)
+    assert posed.points.shape == (1, 3)
+
+
+def test_colmap_model_photo_absent_names_model_and_photo(tmp_path):
+    source, _ = small_colmap_scene(tmp_path, photos=("a.jpg", "c.jpg"))
+    with pytest.raises(InputError, match=r"scene/sparse/0/images\.txt: line \d+: "
+                                         r"photo b\.jpg is not in the input"):
+        read_colmap(source)
+
+
+def test_colmap_malformed_lines_name_the_line(tmp_path):
+    source, model = small_colmap_scene(tmp_path)
+    images = model / "images.txt"
+    lines = images.read_text().splitlines()
+    lines[4] = "2 0.5 0.5 oops 0.5 1 2 3 1 b.jpg"
+    images.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"images\.txt: line 5: malformed image line "
+                                         r"'2 0\.5 0\.5 oops"):
+        read_colmap(source)
+    lines[4] = "2 0 0 0 0 1 2 3 1 b.jpg"
+    images.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"images\.txt: line 5 \(b\.jpg\): quaternion "
+                                         r"\[0\.0, 0\.0, 0\.0, 0\.0\] is not a rotation"):
+        read_colmap(source)
+    source, model = small_colmap_scene(tmp_path / "points")
+    (model / "points3D.txt").write_text("# header\n1 0.0 0.0\n")
+    with pytest.raises(InputError, match=r"points3D\.txt: line 2: malformed point line "
+                                         r"'1 0\.0 0\.0'"):
+        read_colmap(source)
+
+
+def test_colmap_duplicate_photo_names_both_entries(tmp_path):
+    source, _ = small_colmap_scene(tmp_path, names=("a.jpg", "b.jpg", "a.jpg"),
+                                   photos=("a.jpg", "b.jpg"))
+    with pytest.raises(InputError, match=r"images\.txt: line 7: photo a\.jpg is already "
+                                         r"posed by line 3"):
+        read_colmap(source)
+
+
+def test_colmap_binary_truncated_names_the_file(tmp_path, apple):
+    root, scene_dir = lay_out(tmp_path, apple, "colmap_binary")
+    source = FolderSource(str(root))
+    model = root / scene_dir / "sparse" / "0"
+    assert read_scene("colmap_binary", source, scene_dir).points.shape == (7, 3)
+    for file_name, size in (("points3D.bin", 8 + 2 * 51), ("images.bin", 300)):
+        data = (model / file_name).read_bytes()
+        (model / file_name).write_bytes(data[:size])
+        with pytest.raises(InputError, match=rf"sparse/0/{file_name}: truncated"):
+            read_scene("colmap_binary", source, scene_dir)
+        (model / file_name).write_bytes(data)
+    (model / "images.bin").write_bytes(struct.pack("<Q", 5))
+    with pytest.raises(InputError, match=r"images\.bin: truncated in image record 0"):
+        read_scene("colmap_binary", source, scene_dir)
+
+
+def test_colmap_without_cameras_file_is_no_model(tmp_path):
+    source, model = small_colmap_scene(tmp_path)
+    (model / "cameras.txt").unlink()
+    with pytest.raises(InputError, match=r"scene: no COLMAP model found"):
+        read_colmap(source)
