@@ -1,0 +1,272 @@
+"""The converter on a real capture with real camera poses: the CO3D apple's
+true cameras written as a transforms.json and as a COLMAP text model,
+converted with held-out views and read back through the reader; and the bad
+inputs of those sources."""
+import io
+import os
+import re
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from PIL import Image
+
+from data_provider import datasets, fruit_stills
+from data_provider.camera_poses.frame import (CameraSet, normalise_cameras,
+                                              similarity_fit, similarity_residual)
+from data_provider.fruit_poses import FRUIT_LAYOUTS
+from data_provider.fruit_stills import ConversionOptions, convert
+from data_provider.gqn_tfr_provider import gqn_input_fn
+from data_provider.photo_preprocess import convert_photo
+from data_provider.photo_source import InputError
+from gqn.poses import decode_poses_np, viewing_direction
+from tests.capture_helpers import APPLE, apple  # noqa: F401  (a fixture)
+from tests.capture_helpers import lay_out, opencv_from_pytorch3d
+from tests.test_convert_fruit_stills import (assert_nothing_written, eight_view_members,
+                                             write_zip)
+
+SIZE = 32
+HELD_OUT = 4
+
+
+def records(dataset_dir, split):
+    """[(frames float (V, S, S, 3), raw cameras (V, 5))] of one split."""
+    scenes = []
+    for path in sorted(tf.io.gfile.glob(os.path.join(dataset_dir, split, "*.tfrecord"))):
+        for record in tf.io.tf_record_iterator(path):
+            feature = tf.train.Example.FromString(record).features.feature
+            frames = np.stack([np.asarray(Image.open(io.BytesIO(data)), np.float64) / 255
+                               for data in feature["frames"].bytes_list.value])
+            scenes.append((frames, np.reshape(feature["cameras"].float_list.value, [-1, 5])))
+    return scenes
+
+
+def expected_frames(apple):
+    """Each apple photo converted on its own, de-rolled as its true camera
+    says: what the record must hold for that photo."""
+    names, centres, rotations = apple
+    rolls = normalise_cameras(CameraSet(centres, opencv_from_pytorch3d(rotations))
+                              ).roll_degrees
+    frames = []
+    for name, roll in zip(names, rolls):
+        with open(os.path.join(APPLE, name), "rb") as handle:
+            photo = convert_photo(name, handle.read(), SIZE, roll_degrees=roll)
+        frames.append(photo.pixels / 255.0)
+    return np.stack(frames)
+
+
+def identify(frames, reference):
+    """Index of the reference frame nearest to each frame, and the margin
+    to the second nearest (so a match is not a coin toss)."""
+    errors = ((frames[:, None] - reference[None]) ** 2).mean(axis=(2, 3, 4))
+    order = np.sort(errors, axis=1)
+    return errors.argmin(axis=1), order[:, 1] / np.maximum(order[:, 0], 1e-12)
+
+
+@pytest.fixture(scope="module", params=["transforms", "colmap_text"])
+def converted(request, apple, tmp_path_factory):
+    """(kind, dataset folder, summary) of the apple laid out for one source."""
+    kind = request.param
+    tmp_path = tmp_path_factory.mktemp(kind)
+    root, _ = lay_out(tmp_path, apple, kind)
+    summary = convert(ConversionOptions(
+        input_path=str(root), output_dir=str(tmp_path / "out"), name="apple",
+        image_size=SIZE, poses="colmap" if kind.startswith("colmap") else kind,
+        holdout_views=HELD_OUT, workers=2))
+    return kind, summary.output_path, summary
+
+
+def test_every_frame_has_its_own_camera_and_the_truth_up_to_a_similarity(converted, apple):
+    _, dataset_dir, summary = converted
+    names, centres, rotations = apple
+    [(frames, cameras)] = records(dataset_dir, "test")
+    assert frames.shape == (20, SIZE, SIZE, 3)
+    index, margin = identify(frames, expected_frames(apple))
+    assert sorted(index) == list(range(20))
+    assert margin.min() > 1.5
+    # The pose beside each frame is that photo's true camera, up to one
+    # similarity for all of them: positions and viewing directions.
+    positions = cameras[:, :3]
+    assert similarity_residual(centres[index], positions).max() < 1e-5
+    scale, rotation, _ = similarity_fit(centres[index], positions)
+    directions = viewing_direction(cameras[:, 3], cameras[:, 4])
+    assert np.abs(rotation @ rotations[index][:, :, 2].T - directions.T).max() < 1e-5
+    # The scene's up is +z: the direction most perpendicular to the true
+    # cameras' right axes (they were held level) maps onto it.
+    right = -rotations[:, :, 0]
+    up = np.linalg.svd(right)[2][-1]
+    up = up * np.sign(up @ rotations[:, :, 1].mean(axis=0))  # PyTorch3D y is up
+    np.testing.assert_allclose(rotation @ up, [0, 0, 1], atol=1e-5)
+    # Every camera above the apple looks down at it (DeepMind: negative pitch).
+    assert (positions[:, 2] > 0).all() and (cameras[:, 4] < 0).all()
+    np.testing.assert_allclose(np.linalg.norm(positions, axis=1).mean(), 1.2, rtol=1e-5)
+    assert summary.holdout_views == HELD_OUT and 5 < summary.max_abs_roll_degrees < 12
+
+
+def test_held_out_views_never_reach_the_train_split(converted, apple):
+    _, dataset_dir, _ = converted
+    [(test_frames, test_cameras)] = records(dataset_dir, "test")
+    [(train_frames, train_cameras)] = records(dataset_dir, "train")
+    held = fruit_stills.held_out_views(20, HELD_OUT)
+    reference = expected_frames(apple)
+    test_ids, _ = identify(test_frames, reference)
+    train_ids, _ = identify(train_frames, reference)
+    assert list(test_ids[-HELD_OUT:]) == held
+    assert sorted(train_ids) == [i for i in range(20) if i not in held]
+    np.testing.assert_allclose(train_cameras, test_cameras[:-HELD_OUT])
+    info = datasets.get_dataset_info("apple", os.path.dirname(dataset_dir))
+    assert (info.holdout_views, info.min_views, info.sequence_size) == (HELD_OUT, 16, 16)
+    frame = info.scene_frames["scene"]
+    assert frame["pose_source"] in ("transforms", "colmap") and frame["scale"] > 0
+    assert np.allclose(np.linalg.det(np.array(frame["rotation"])), 1.0)
+
+    # The reader: training never draws a held-out view; the test split asks
+    # for each held-out view once, as the query, with context from the rest.
+    held_frames = test_frames[-HELD_OUT:]
+    root = os.path.dirname(dataset_dir)
+    with tf.Graph().as_default():
+        train = tf.data.make_one_shot_iterator(gqn_input_fn(
+            "apple", root, "train", 5, seed=1)({"batch_size": 8})).get_next()
+        test = tf.data.make_one_shot_iterator(gqn_input_fn(
+            "apple", root, "test", 5, seed=1)({"batch_size": 1})).get_next()
+        with tf.Session() as session:
+            for _ in range(10):
+                features, target = session.run(train)
+                seen = np.concatenate([features["context_frames"].reshape(-1, SIZE, SIZE, 3),
+                                       target])
+                gaps = np.abs(seen[:, None] - held_frames[None]).max(axis=(2, 3, 4))
+                assert gaps.min() > 0.05
+            queries = []
+            while True:
+                try:
+                    queries.append(session.run(test))
+                except tf.errors.OutOfRangeError:
+                    break
+    assert len(queries) == HELD_OUT
+    for (features, target), held_frame, held_camera in zip(queries, held_frames,
+                                                           test_cameras[-HELD_OUT:]):
+        # TensorFlow's and Pillow's JPEG decoders differ by a level or so.
+        assert np.abs(target[0] - held_frame).mean() < 0.01
+        np.testing.assert_allclose(decode_poses_np(features["query_pose"])[0, :3],
+                                   held_camera[:3], atol=1e-5)
+        gaps = np.abs(features["context_frames"][0][:, None]
+                      - held_frames[None]).max(axis=(2, 3, 4))
+        assert gaps.min() > 0.05
+
+
+def test_preview_shows_the_normalised_cameras(converted):
+    _, dataset_dir, _ = converted
+    preview = Image.open(os.path.join(dataset_dir, "preview.png"))
+    assert preview.width > 1000 and preview.height > 250
+
+
+# Bad input: a clear message naming the file or value; the rest converts.
+
+def capture_options(tmp_path, root, **overrides):
+    fields = dict(input_path=str(root), output_dir=str(tmp_path / "out"), name="mine",
+                  image_size=16, workers=1, holdout_views=2, context_size=3)
+    fields.update(overrides)
+    return ConversionOptions(**fields)
+
+
+def two_captures(tmp_path, apple, kind):
+    """Two scene folders of the apple laid out for `kind`: 'first', 'second'."""
+    root = tmp_path / "captures"
+    root.mkdir()
+    for name in ("first", "second"):
+        capture, scene = lay_out(tmp_path / name, apple, kind)
+        shutil.move(str(capture / scene), str(root / name))
+    return root
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("{not json", r"second/transforms\.json: not valid JSON"),
+    ('{"frames": [{"file_path": "frame000007", "transform_matrix": '
+     '[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]}]}',
+     r"second/transforms\.json: frame 0"),
+    ('{"frames": [{"file_path": "frame000007", "transform_matrix": '
+     '[[NaN, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}]}',
+     r"second/transforms\.json: frame 0"),
+    ('{"frames": [{"file_path": "missing_photo", "transform_matrix": '
+     '[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}]}', "missing_photo"),
+])
+def test_a_bad_transforms_json_skips_its_scene_and_the_rest_converts(
+        tmp_path, apple, damage, message):
+    root = two_captures(tmp_path, apple, "transforms")
+    (root / "second" / "transforms.json").write_text(damage)
+    summary = convert(capture_options(tmp_path, root, poses="transforms"))
+    assert summary.split_scenes["train"] == ["first"]
+    [(scene, reason)] = summary.skipped_scenes
+    assert scene == "second"
+    assert re.search(message, reason), reason
+    assert "skipped scene second" in summary.format()
+
+
+def test_no_posable_scene_is_refused_and_nothing_is_written(tmp_path, apple):
+    root = two_captures(tmp_path, apple, "transforms")
+    for name in ("first", "second"):
+        os.remove(root / name / "transforms.json")
+    (root / "first" / "transforms.json").write_text("[]")
+    options = capture_options(tmp_path, root, poses="transforms")
+    with pytest.raises(InputError, match=r"first/transforms\.json"):
+        convert(options)
+    assert_nothing_written(options.output_dir)
+
+
+def test_colmap_photo_absent_or_unposed(tmp_path, apple):
+    root = two_captures(tmp_path, apple, "colmap_text")
+    # 'first': a photo the model names is gone; 'second': two photos more
+    # than the model knows.
+    os.remove(root / "first" / "images" / "frame000043.jpg")
+    for extra in ("extra1.jpg", "extra2.jpg"):
+        shutil.copy(os.path.join(APPLE, "frame000007.jpg"), root / "second" / "images" / extra)
+    summary = convert(capture_options(tmp_path, root, poses="colmap"))
+    [(scene, reason)] = summary.skipped_scenes
+    assert scene == "first"
+    assert "first/sparse/0/images.txt" in reason and "frame000043.jpg" in reason
+    assert summary.skipped_photos[
+        "no camera in the pose file"] == 2
+    [(frames, _)] = records(summary.output_path, "test")
+    assert len(frames) == 20
+
+
+def test_too_few_views_and_too_many_held_out_are_reported(tmp_path, apple):
+    root = two_captures(tmp_path, apple, "transforms")
+    options = capture_options(tmp_path, root, poses="transforms", holdout_views=20)
+    with pytest.raises(InputError, match="--holdout_views 20 would hold out all of them"):
+        convert(options)
+    assert_nothing_written(options.output_dir)
+    options = capture_options(tmp_path, root, poses="transforms", holdout_views=4,
+                              context_size=16)
+    with pytest.raises(InputError, match="20 views; a context of 16 plus a query plus "
+                                         "4 held-out needs 21"):
+        convert(options)
+
+
+def test_sfm_without_pycolmap_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pycolmap", None)
+    options = capture_options(tmp_path, write_zip(tmp_path / "in.zip", eight_view_members()),
+                              poses="sfm")
+    with pytest.raises(InputError, match=r"'sfm' extra \(pycolmap\): pip install '\.\[sfm\]'"):
+        convert(options)
+    assert_nothing_written(options.output_dir)
+
+
+def test_sfm_that_fails_falls_back_to_the_fruit_table(tmp_path):
+    """Flat-coloured photos give SIFT nothing to match: the scene does not
+    register and keeps the fruit table's poses, and the summary says so."""
+    pytest.importorskip("pycolmap")
+    options = capture_options(tmp_path, write_zip(tmp_path / "in.zip", eight_view_members()),
+                              poses="sfm", fallback="fruit", holdout_views=0,
+                              test_fraction=0.0)
+    summary = convert(options)
+    assert summary.pose_sources == {"fruit table": 1}
+    assert "0 scene(s) posed from their photos, 1 from the fruit table" in summary.pairing
+    [(_, cameras)] = records(summary.output_path, "train")
+    np.testing.assert_allclose(cameras, FRUIT_LAYOUTS[8], atol=1e-6)
+    options = capture_options(tmp_path, write_zip(tmp_path / "in.zip", eight_view_members()),
+                              poses="sfm", holdout_views=0, name="no_fallback")
+    with pytest.raises(InputError, match="Scene1: structure from motion failed"):
+        convert(options)
