@@ -19,7 +19,7 @@ test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python -m pytest -q tests
 
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/python scripts/demo.py --output_dir demo_output
+	$(VENV)/bin/python scripts/demo.py --output_dir demo_output
 
 clean:
 	rm -rf $(VENV) demo_output *.egg-info

@@ -71,7 +71,7 @@ flags.DEFINE_string("sfm_dir", None, "--poses sfm: where the COLMAP models are "
                     "kept, <sfm_dir>/<scene>/sparse/0 (default: "
                     "<output_dir>/<name>_sfm); a rerun reuses them, and so does "
                     "--poses colmap with the same --sfm_dir.")
-flags.DEFINE_integer("sfm_max_image_size", 1000, "--poses sfm: long side of the "
+flags.DEFINE_integer("sfm_max_image_size", 640, "--poses sfm: long side of the "
                      "downscaled copies COLMAP sees.")
 flags.DEFINE_enum("angle_unit", "degrees", ANGLE_UNITS,
                   "Unit of the manifest's yaw and pitch columns.")

@@ -11,10 +11,22 @@ time in this process (read + decode + crop), and the JPEG decode alone, with
 Pillow and with TensorFlow: those bound what N cores can do whatever the
 machine's load. Prints a Markdown table.
 
-  python scripts/benchmark_convert.py [--scenes 20] [--workers 1,2]
+With --parts sfm (the default runs both) it times structure from motion
+(`--poses sfm`): textured synthetic still lifes of 12 photos of 640x480 (the
+12-view fruit layout raised to z = 0.7 and pitched down at the fruit, as in
+tests/test_sfm.py), SfM seconds per scene (features, exhaustive matching,
+incremental mapping, writing the model; rendering not counted) with the
+registered views, min / median / max and max/min; and the real apple capture
+(../shared/data/real/apple, 20 frames of 1066x1896): SfM alone at each
+--apple_sizes long side, and the whole conversion (SfM, de-roll, crop,
+records, 4 held-out views) end to end. The machine is shared, so the load
+average before each run is printed beside it: compare spreads.
+
+  python scripts/benchmark_convert.py [--scenes 20] [--workers 1,2] [--parts convert,sfm]
 """
 import io
 import os
+import statistics
 import tempfile
 import time
 import zipfile
@@ -24,13 +36,24 @@ import tensorflow.compat.v1 as tf
 from absl import app, flags
 from PIL import Image, ImageDraw
 
-from data_provider import fruit_stills, photo_preprocess, photo_source
+from data_provider import fruit_stills, photo_preprocess, photo_source, record_writer, synthetic
+from data_provider.camera_poses import sfm
+from data_provider.fruit_poses import FRUIT_LAYOUTS
 
+flags.DEFINE_list("parts", ["convert", "sfm"], "What to time: 'convert' (the fruit "
+                  "zip) and 'sfm' (structure from motion).")
 flags.DEFINE_integer("scenes", 20, "12-photo scenes in the benchmark zip.")
 flags.DEFINE_list("workers", ["1", "2"], "Worker counts to time.")
 flags.DEFINE_list("compression", ["deflated", "stored"], "Zip member compression.")
+flags.DEFINE_integer("sfm_scenes", 3, "Textured 12-photo still lifes to time (seeds 1..N).")
+flags.DEFINE_integer("sfm_max_image_size", 640, "Long side SfM sees of the still lifes.")
+flags.DEFINE_list("apple_sizes", ["640", "1000"], "Long sides to time the apple's SfM at.")
+flags.DEFINE_integer("sfm_threads", 2, "Threads per SfM stage.")
 FLAGS = flags.FLAGS
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APPLE = os.path.join(REPO, "..", "shared", "data", "real", "apple")
+SFM_PHOTO_SIZE = (640, 480)
 FULL_SET_PHOTOS = 2396
 PHOTO_SIZE = (4032, 3024)
 COMPRESSION = {"deflated": zipfile.ZIP_DEFLATED, "stored": zipfile.ZIP_STORED}
@@ -110,8 +133,27 @@ def decode_ms(photos, repeats=2):
     return costs
 
 
-def main(argv):
-    del argv
+def still_life_photos(seed):
+    """12 textured 640x480 JPEGs of still life `seed` from the 12-view layout
+    at z = 0.7, pitched down at the fruit (z = -0.2 at the table centre)."""
+    poses = FRUIT_LAYOUTS[12].astype(np.float64)
+    poses[:, 2] = 0.7
+    poses[:, 4] = -np.arctan2(poses[:, 2] + 0.2, np.hypot(poses[:, 0], poses[:, 1]))
+    scene = synthetic.still_life_scene(np.random.default_rng(seed))
+    views = synthetic.render(scene, poses, *SFM_PHOTO_SIZE, textured=True)
+    return [(f"IMG_{index + 1:04d}.jpg", record_writer.encode_jpeg(view, quality=90))
+            for index, view in enumerate(views)]
+
+
+def print_table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def time_conversion():
+    """Prints the conversion table."""
     print(f"{os.cpu_count()} CPU core(s); {FLAGS.scenes * 12} photos of "
           f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} per run")
     photos = [phone_photo(view, seed=view) for view in range(12)]
@@ -144,10 +186,67 @@ def main(argv):
     header = ("workers", "zip", "photo size", "photos", "seconds", "start-up s",
               "steady photos/s", f"{FULL_SET_PHOTOS} photos (with start-up)",
               "load average before")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(cell) for cell in row) + " |")
+    print_table(header, rows)
+
+
+def time_sfm():
+    """Prints the SfM tables."""
+    sfm.require_pycolmap()  # before any rendering
+    print(f"{os.cpu_count()} CPU core(s), {FLAGS.sfm_threads} SfM thread(s)")
+    rows, seconds = [], []
+    with tempfile.TemporaryDirectory() as work:
+        for seed in range(1, FLAGS.sfm_scenes + 1):
+            photos = still_life_photos(seed)
+            load = os.getloadavg()[0]
+            result = sfm.estimate_scene(photos, os.path.join(work, f"still_{seed}"),
+                                        FLAGS.sfm_max_image_size, FLAGS.sfm_threads)
+            seconds.append(result.seconds)
+            rows.append((seed, f"{len(result.registered)}/{len(photos)}",
+                         result.num_points3d, f"{result.seconds:.1f}", f"{load:.1f}"))
+        print(f"\nTextured still lifes, 12 photos of {SFM_PHOTO_SIZE[0]}x{SFM_PHOTO_SIZE[1]}, "
+              f"max_image_size {FLAGS.sfm_max_image_size}:")
+        print_table(("seed", "registered", "3-D points", "SfM seconds",
+                     "load average before"), rows)
+        print(f"min / median / max {min(seconds):.1f} / {statistics.median(seconds):.1f}"
+              f" / {max(seconds):.1f} s; max/min {max(seconds) / min(seconds):.1f}")
+
+        if not os.path.isdir(APPLE):
+            print(f"\nApple capture not found at {os.path.normpath(APPLE)}; skipped.")
+            return
+        rows = []
+        for size in FLAGS.apple_sizes:
+            load = os.getloadavg()[0]
+            start = time.monotonic()
+            photos = []
+            for name in sorted(n for n in os.listdir(APPLE) if n.endswith(".jpg")):
+                with open(os.path.join(APPLE, name), "rb") as handle:
+                    photos.append((name, handle.read()))
+            result = sfm.estimate_scene(photos, os.path.join(work, f"apple_{size}"),
+                                        int(size), FLAGS.sfm_threads)
+            rows.append((size, f"{len(result.registered)}/{len(photos)}",
+                         result.num_points3d, f"{time.monotonic() - start:.1f}",
+                         f"{load:.1f}"))
+        print("\nCO3D apple capture, 20 frames of 1066x1896, SfM alone:")
+        print_table(("max_image_size", "registered", "3-D points", "seconds",
+                     "load average before"), rows)
+        load = os.getloadavg()[0]
+        start = time.monotonic()
+        summary = fruit_stills.convert(fruit_stills.ConversionOptions(
+            input_path=APPLE, output_dir=os.path.join(work, "converted"), name="apple",
+            image_size=64, poses="sfm", holdout_views=4))
+        print(f"\nThe apple converted end to end (convert_fruit_stills.py --poses sfm "
+              f"--holdout_views 4, SfM at the default long side "
+              f"{fruit_stills.ConversionOptions.sfm_max_image_size}): "
+              f"{time.monotonic() - start:.1f} s, {summary.photos_written} of 20 photos "
+              f"posed (load average before {load:.1f})")
+
+
+def main(argv):
+    del argv
+    if "convert" in FLAGS.parts:
+        time_conversion()
+    if "sfm" in FLAGS.parts:
+        time_sfm()
 
 
 if __name__ == "__main__":

@@ -11,15 +11,15 @@ compare with training from scratch, evaluate, render.
 Every stage runs the package's own command line in a fresh process, exactly
 as a user would type it, and stops the demo if that command fails.
 """
+import functools
 import json
 import os
-import subprocess
-import sys
 import time
 
 from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from scripts.stages import run_stage
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes.")
 flags.DEFINE_string("rooms_data_dir", None, "Pretrain on these records instead "
@@ -44,44 +44,9 @@ flags.DEFINE_list("train_flags", [], "Extra flags for every training run, "
 flags.DEFINE_integer("eval_scenes", 32, "Test scenes evaluated.")
 
 
-def stage(title, *command):
-    """Runs one command line of the product; stops the demo if it fails."""
-    print(f"\n=== {title}\n$ python {' '.join(map(str, command))}", flush=True)
-    start = time.time()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
-    slug = "".join(c if c.isalnum() else "_" for c in title.lower()).strip("_")
-    log_path = os.path.join(FLAGS.output_dir, "logs", slug.replace("__", "_") + ".log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, "w") as log, subprocess.Popen(
-            [sys.executable, *map(str, command)], cwd=REPO, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
-        for line in process.stdout:
-            log.write(line)
-            if _worth_showing(line):
-                print("  " + _without_log_prefix(line.rstrip()), flush=True)
-    print(f"--- {time.time() - start:.0f} s, full log: {log_path}", flush=True)
-    if process.returncode:
-        sys.exit(f"demo stopped: '{title}' failed (exit {process.returncode}); "
-                 f"see {log_path}")
-
-
-def _without_log_prefix(line):
-    return line.split("] ", 1)[1] if line.startswith(("I1", "W1", "E1")) else line
-
-
-def _worth_showing(line):
-    """Progress and results, not TensorFlow's start-up chatter."""
-    keys = ("step ", "eval at step", "wrote", "error", "SavedModel", "scenes",
-            "photos", "metrics", "grid", "fly-around", "strip", "±", "baseline",
-            "elbo", "preview", "pairing", "lacks")
-    noise = ("tensorflow/core", "cuda", "WARNING", "Instructions", "INFO:tensorflow",
-             "global_step/sec")
-    return any(key in line for key in keys) and not any(n in line for n in noise)
-
-
 def main(_):
     out = os.path.abspath(FLAGS.output_dir)
+    stage = functools.partial(run_stage, os.path.join(out, "logs"))
     data = os.path.join(out, "data")
     models = os.path.join(out, "models")
     started = time.time()

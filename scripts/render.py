@@ -10,13 +10,17 @@ The context is either a test scene from records or your own photos:
 poses.csv has the converter's manifest columns: scene, image (path under
 --photos_dir), x, y, z, yaw, pitch (angles in --angle_unit). The camera
 flies along the ring fitted to the context cameras. Writes O/flyaround.gif
-and O/strip.png (context views above, rendered views below).
+and O/strip.png (context views above, rendered views below). For a set
+converted with held-out views (--holdout_views), the context comes from the
+scene's training views and strip.png adds each held-out photo beside the
+view rendered at its pose.
 """
 import os
 
 import numpy as np
 from absl import flags
 
+from data_provider.datasets import get_dataset_info
 from data_provider.photo_layouts import read_manifest
 from data_provider.photo_preprocess import convert_photo
 from data_provider.scene_arrays import load_scenes
@@ -46,13 +50,23 @@ flags.mark_flags_as_required(["model_dir", "output_dir"])
 
 
 def context_from_records(image_size, context_size):
+    """(context frames, raw context poses, held-out photos and their raw
+    poses, or None where the set holds no views out of training)."""
+    # The test split yields one example per held-out view of each scene.
+    per_scene = max(1, get_dataset_info(FLAGS.dataset, FLAGS.data_dir).holdout_views)
     scenes = load_scenes(FLAGS.dataset, FLAGS.data_dir, context_size,
-                         FLAGS.scene_index + 1, image_size=image_size, seed=FLAGS.seed)
-    if len(scenes["target"]) <= FLAGS.scene_index:
+                         (FLAGS.scene_index + 1) * per_scene, image_size=image_size,
+                         seed=FLAGS.seed)
+    if len(scenes["target"]) < (FLAGS.scene_index + 1) * per_scene:
         raise ValueError(f"--scene_index {FLAGS.scene_index}: the test split has "
-                         f"only {len(scenes['target'])} scenes")
-    index = FLAGS.scene_index
-    return scenes["context_frames"][index], decode_poses_np(scenes["context_poses"][index])
+                         f"only {len(scenes['target']) // per_scene} scenes")
+    first = FLAGS.scene_index * per_scene
+    held_out = None
+    if per_scene > 1:
+        part = slice(first, first + per_scene)
+        held_out = scenes["target"][part], decode_poses_np(scenes["query_pose"][part])
+    return (scenes["context_frames"][first],
+            decode_poses_np(scenes["context_poses"][first]), held_out)
 
 
 def context_from_photos(image_size):
@@ -81,8 +95,9 @@ def main(_):
                          "and --poses_csv")
     predictor = Predictor(FLAGS.model_dir, precision=FLAGS.precision)
     config = predictor.config
+    held_out = None
     if from_records:
-        frames, raw_poses = context_from_records(
+        frames, raw_poses, held_out = context_from_records(
             config.image_size, FLAGS.context_size or config.context_size)
     else:
         frames, raw_poses = context_from_photos(config.image_size)
@@ -95,9 +110,15 @@ def main(_):
     gif = images.save_gif(list(rendered), os.path.join(FLAGS.output_dir,
                                                        "flyaround.gif"), scale=scale)
     shown = np.linspace(0, count - 1, min(FLAGS.strip_frames, count)).round().astype(int)
-    strip = images.grid([list(frames), [rendered[i] for i in shown]],
-                        scale=max(1, 64 // config.image_size),
-                        row_labels=["context", "rendered"])
+    rows, labels = [list(frames), [rendered[i] for i in shown]], ["context", "rendered"]
+    if held_out is not None:
+        photos, poses = held_out
+        at_poses = predictor.render(np.repeat(frames[None], len(poses), axis=0),
+                                    np.repeat(raw_poses[None], len(poses), axis=0),
+                                    poses, np.full(len(poses), FLAGS.seed))[:, 0]
+        rows += [list(photos), list(at_poses)]
+        labels += ["held out", "rendered"]
+    strip = images.grid(rows, scale=max(1, 64 // config.image_size), row_labels=labels)
     png = images.save_png(strip, os.path.join(FLAGS.output_dir, "strip.png"))
     print(f"context views: {len(frames)}; rendered {count} views on the ring")
     print(f"fly-around: {gif}")

@@ -2,6 +2,7 @@
 true cameras written as a transforms.json and as a COLMAP text model,
 converted with held-out views and read back through the reader; and the bad
 inputs of those sources."""
+import dataclasses
 import io
 import os
 import re
@@ -270,3 +271,44 @@ def test_sfm_that_fails_falls_back_to_the_fruit_table(tmp_path):
                               poses="sfm", holdout_views=0, name="no_fallback")
     with pytest.raises(InputError, match="Scene1: structure from motion failed"):
         convert(options)
+
+
+def test_sfm_poses_the_real_capture_and_its_model_is_reused(tmp_path, apple):
+    """`--poses sfm` on the apple photos alone: the registered views carry
+    their true cameras up to one similarity (3% of the radius, 3 degrees; the
+    fit of COLMAP's own estimate), the unregistered ones are reported, and a
+    rerun, or `--poses colmap` with the same --sfm_dir, reuses the model."""
+    pytest.importorskip("pycolmap")
+    names, centres, rotations = apple
+    photos = tmp_path / "apple"
+    photos.mkdir()
+    for name in names:
+        shutil.copy(os.path.join(APPLE, name), photos / name)
+    sfm_dir = tmp_path / "models"
+    options = ConversionOptions(input_path=str(photos), output_dir=str(tmp_path / "out"),
+                                name="apple", image_size=SIZE, poses="sfm",
+                                holdout_views=HELD_OUT, sfm_dir=str(sfm_dir), workers=1)
+    summary = convert(options)
+    registered = summary.photos_written
+    assert registered >= 10
+    assert summary.skipped_photos["not registered by structure from motion"] == 20 - registered
+    [(frames, cameras)] = records(summary.output_path, "test")
+    # Reference frames de-rolled by the truth's rolls, which differ from
+    # SfM's by a degree or so, well inside what tells two photos apart.
+    index, _ = identify(frames, expected_frames(apple))
+    assert len(set(index)) == registered
+    radius = np.linalg.norm(cameras[:, :3], axis=1).mean()
+    assert similarity_residual(centres[index], cameras[:, :3]).max() < 0.03 * radius
+    _, rotation, _ = similarity_fit(centres[index], cameras[:, :3])
+    directions = viewing_direction(cameras[:, 3], cameras[:, 4])
+    cosines = np.sum((rotation @ rotations[index][:, :, 2].T).T * directions, axis=1)
+    assert np.degrees(np.arccos(np.clip(cosines, -1, 1))).max() < 3
+    model = sfm_dir / "sparse" / "0" / "images.bin"
+    written = model.stat().st_mtime_ns
+    rerun = convert(dataclasses.replace(options, overwrite=True))
+    assert model.stat().st_mtime_ns == written
+    again = convert(dataclasses.replace(options, poses="colmap", name="apple_colmap"))
+    for summary_ in (rerun, again):
+        [(_, reread)] = records(summary_.output_path, "test")
+        np.testing.assert_allclose(reread, cameras, atol=1e-6)
+

@@ -76,6 +76,8 @@ def estimate_scene(photos, model_dir, max_image_size=1000, num_threads=None,
     no reconstruction comes out.
     """
     pycolmap = require_pycolmap()
+    # COLMAP's per-image INFO lines would bury the converter's own report.
+    pycolmap.logging.minloglevel = max(pycolmap.logging.minloglevel, 2)
     scene = scene or model_dir
     if os.path.isdir(model_dir) and os.listdir(model_dir):
         raise InputError(f"{scene}: {model_dir} already exists and is not empty; "
@@ -118,7 +120,6 @@ def _write_work_copy(scene, name, data, image_dir, max_image_size):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image_format = image.format
                 # Decode JPEGs at reduced scale; a square request keeps both
                 # sides >= max_image_size whatever the EXIF rotation does.
                 image.draft("RGB", (max_image_size, max_image_size))
@@ -135,16 +136,11 @@ def _write_work_copy(scene, name, data, image_dir, max_image_size):
                              Image.Resampling.LANCZOS)
     path = os.path.join(image_dir, *parts)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    extension = posixpath.splitext(name)[1].lower()
     options = {}
-    if extension in (".jpg", ".jpeg") or (not extension and image_format == "JPEG"):
+    if posixpath.splitext(name)[1].lower() in (".jpg", ".jpeg"):
         # Keep EXIF (minus the orientation now applied): COLMAP takes its
         # focal-length prior from it.
-        options = {"format": "JPEG", "quality": _JPEG_QUALITY}
-        if exif:
-            options["exif"] = exif
-    elif not extension:
-        options = {"format": "PNG"}
+        options = {"quality": _JPEG_QUALITY, **({"exif": exif} if exif else {})}
     try:
         image.save(path, **options)
     except (OSError, ValueError, KeyError) as error:
@@ -176,7 +172,8 @@ def _reconstruct(pycolmap, scene, work, image_dir, names, num_threads,
     mapping.triangulation.random_seed = _RANDOM_SEED
     # One phone, one lens: photos of one size share intrinsics, which COLMAP
     # then estimates from all of them together.
-    camera_mode = pycolmap.CameraMode.SINGLE if single_camera else pycolmap.CameraMode.AUTO
+    camera_mode = (pycolmap.CameraMode.SINGLE if single_camera
+                   else pycolmap.CameraMode.AUTO)
     try:
         pycolmap.extract_features(database, image_dir, image_names=names,
                                   camera_mode=camera_mode,
