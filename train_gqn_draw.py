@@ -3,6 +3,9 @@
     python3 train_gqn_draw.py --data_dir D --dataset rooms_ring_camera --model_dir M --debug
     python3 train_gqn_draw.py --data_dir D --dataset fruit_stills --model_dir F \\
         --warm_start_from M --max_steps 20000
+    python3 train_gqn_draw.py --data_dir D --dataset fruit_stills --model_dir S \
+        --warm_start_from M --adversarial_weight 0.1 --feature_matching_weight 1
+                                                  # sharpen with a discriminator
     python3 train_gqn_draw.py --model_dir M --export_dir E       # export only
     python3 train_gqn_draw.py ... --strategy mirrored            # every local GPU
     TF_CONFIG='{"cluster": ..., "task": ...}' python3 train_gqn_draw.py ... \\
@@ -19,6 +22,7 @@ import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf
 from absl import flags, logging
 
+from data_provider.datasets import get_dataset_info
 from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
 from gqn import cli_flags, estimator, hardware, training
 from gqn.checkpoints import check_warm_start, resolve_checkpoint
@@ -92,6 +96,17 @@ def _max_steps(config):
     return max(1, FLAGS.train_epochs * scenes // config.batch_size)
 
 
+def _eval_batch_size(config):
+    """A batch the test split can fill. A set with held-out views has only
+    those as test examples (4 for one capture with --holdout_views 4), and
+    a batch larger than that would evaluate nothing."""
+    held_out = get_dataset_info(FLAGS.dataset, FLAGS.data_dir).holdout_views
+    if not held_out:
+        return config.batch_size
+    examples = held_out * count_scenes(FLAGS.data_dir, FLAGS.dataset, "test")
+    return min(config.batch_size, examples)
+
+
 def main(_):
     tf.logging.set_verbosity(tf.logging.INFO)
     config, resumed = _config_for_run()
@@ -147,14 +162,15 @@ def main(_):
         keep_checkpoint_max=FLAGS.keep_checkpoint_max,
         log_step_count_steps=FLAGS.log_every_steps, seed=FLAGS.seed,
         strategy=strategy)
+    eval_batch_size = _eval_batch_size(config) if eval_input is not None else None
     gqn_estimator = estimator.make_estimator(
         config, run_config, use_tpu=FLAGS.use_tpu, warm_start_from=warm_start,
         summary_every_steps=FLAGS.summary_every_steps, debug_images=FLAGS.debug,
-        freeze_regex=FLAGS.freeze)
+        freeze_regex=FLAGS.freeze, eval_batch_size=eval_batch_size)
     if strategy is not None and train_input is not None:
         train_input = estimator.strategy_input_fn(train_input, config.batch_size)
         if eval_input is not None:
-            eval_input = estimator.strategy_input_fn(eval_input, config.batch_size)
+            eval_input = estimator.strategy_input_fn(eval_input, eval_batch_size)
 
     if FLAGS.data_dir is not None:
         try:

@@ -33,6 +33,9 @@ class DatasetInfo:
     evaluation asks for each of those K as a query. `scene_frames` maps a
     scene name to how its cameras were brought into the GQN frame
     (data_provider.camera_poses.frame), for sets converted from photos.
+    With `object_masks`, test records also hold each view's object mask
+    (the fruit of a still life, not its table), so that evaluation can
+    measure the error on the object apart from the wall and the table.
     """
     name: str
     train_files: int
@@ -42,6 +45,7 @@ class DatasetInfo:
     min_views: int = 0
     holdout_views: int = 0
     scene_frames: Optional[dict] = None
+    object_masks: bool = False
 
     def __post_init__(self):
         if self.min_views == 0:

@@ -17,6 +17,11 @@ A set converted with held-out views (dataset_info.json `holdout_views` K)
 needs no flag here: its train records lack those views, and the test split
 yields K examples per scene, one per held-out view as the query, each with
 context drawn from the scene's other views.
+
+For a set whose test records carry object masks (dataset_info.json
+`object_masks`, the synthetic generator's), the test split's features also
+hold `target_mask` [B, H, W, 1] in [0, 1]: where the target view shows the
+object (the fruit), for error measured on it apart from the background.
 """
 import os
 import random
@@ -191,12 +196,16 @@ class _ExampleParser:
         self.min_views, self.max_views = info.views_in_split(mode)
         # Test records of a set with held-out views end in those views.
         self.held_out = info.holdout_views if mode == "test" else 0
+        self.with_masks = info.object_masks and mode == "test"
 
-    def _read(self, filename, record):
-        parsed = tf.io.parse_single_example(record, {
-            "frames": tf.io.VarLenFeature(tf.string),
-            "cameras": tf.io.VarLenFeature(tf.float32)})
-        return parsed["frames"].values, parsed["cameras"].values
+    def _read(self, filename, record, with_masks=False):
+        keys = {"frames": tf.io.VarLenFeature(tf.string),
+                "cameras": tf.io.VarLenFeature(tf.float32)}
+        if with_masks:
+            keys["masks"] = tf.io.VarLenFeature(tf.string)
+        parsed = tf.io.parse_single_example(record, keys)
+        values = (parsed["frames"].values, parsed["cameras"].values)
+        return values + (parsed["masks"].values,) if with_masks else values
 
     def _jpegs_are_whole(self, frames):
         length = tf.strings.length(frames)
@@ -256,7 +265,7 @@ class _ExampleParser:
         target. With held-out views the target is held-out view `query` and
         the context is drawn from the views before them."""
         filename, record = named
-        frames, cameras = self._read(filename, record)
+        frames, cameras, *masks = self._read(filename, record, self.with_masks)
         with tf.control_dependencies(self._assert_layout(filename, frames, cameras)):
             frames, cameras = tf.identity(frames), tf.identity(cameras)
         num_drawn = self.context_size + 1
@@ -279,4 +288,16 @@ class _ExampleParser:
         features = {"context_frames": images[:-1],
                     "context_poses": poses[:-1],
                     "query_pose": poses[-1]}
+        if masks:
+            features["target_mask"] = self._target_mask(filename, masks[0], views[-1])
         return features, images[-1]
+
+    def _target_mask(self, filename, masks, view):
+        check = tf.debugging.Assert(
+            tf.size(masks) > view,
+            ["record in", filename, "has no object mask for view", view])
+        with tf.control_dependencies([check]):
+            mask = tf.io.decode_png(tf.gather(masks, view), channels=1)
+        size = self.info.frame_size
+        mask = tf.reshape(tf.image.convert_image_dtype(mask, tf.float32), [size, size, 1])
+        return self._resize(mask)

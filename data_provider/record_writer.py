@@ -29,11 +29,23 @@ def encode_jpeg(frame, quality=95):
     return buffer.getvalue()
 
 
-def serialize_scene(jpeg_frames, raw_cameras):
+def encode_png(mask):
+    """uint8 (H, W) array -> grayscale PNG bytes (lossless, for masks)."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.uint8 or mask.ndim != 2:
+        raise ValueError(f"a mask must be uint8 (H, W), got {mask.dtype} {mask.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def serialize_scene(jpeg_frames, raw_cameras, masks=None):
     """One scene as a serialized tf.train.Example.
 
     `frames`: bytes list of the views' JPEGs; `cameras`: float list of
-    len(frames) * 5 values (x, y, z, yaw, pitch), angles in radians.
+    len(frames) * 5 values (x, y, z, yaw, pitch), angles in radians; with
+    `masks`, `masks`: bytes list of one grayscale PNG object mask per view
+    (DeepMind's readers ignore the extra feature).
     """
     cameras = np.asarray(raw_cameras, dtype=np.float32)
     if cameras.shape != (len(jpeg_frames), RAW_POSE_DIM):
@@ -46,6 +58,10 @@ def serialize_scene(jpeg_frames, raw_cameras):
         "cameras": tf.train.Feature(
             float_list=tf.train.FloatList(value=cameras.reshape(-1).tolist())),
     }
+    if masks is not None:
+        if len(masks) != len(jpeg_frames):
+            raise ValueError(f"{len(masks)} masks for {len(jpeg_frames)} frames")
+        feature["masks"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(masks)))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString()
 

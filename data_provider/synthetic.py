@@ -188,14 +188,17 @@ class Room:
 
 class Scene:
     """What a renderer needs: primitives, a point light, ambient level and
-    the camera's vertical field of view (radians)."""
+    the camera's vertical field of view (radians). `subjects` are the objects
+    an object mask covers (the fruit of a still life, not its table);
+    default: all of them."""
 
-    def __init__(self, room, objects, light, ambient, fov_y):
+    def __init__(self, room, objects, light, ambient, fov_y, subjects=None):
         self.room = room
         self.objects = objects
         self.light = np.asarray(light, np.float32)
         self.ambient = ambient
         self.fov_y = fov_y
+        self.subjects = objects if subjects is None else subjects
 
 
 def camera_rays(raw_poses, width, height, fov_y):
@@ -263,12 +266,16 @@ def _texture(points):
     return 1 + _TEXTURE_CONTRAST * contrast
 
 
-def render(scene, raw_poses, width, height, supersample=1, textured=False):
+def render(scene, raw_poses, width, height, supersample=1, textured=False,
+           with_masks=False):
     """uint8 (V, height, width, 3) views of `scene` from raw (V, 5) poses.
 
     Renders `supersample`^2 rays per pixel and averages them (anti-aliasing).
     `textured` modulates every surface's albedo with procedural noise (for
-    structure-from-motion tests); off, the colours are flat.
+    structure-from-motion tests); off, the colours are flat. `with_masks`
+    also returns uint8 (V, height, width) object masks: 255 where a pixel
+    shows one of scene.subjects (the fraction of its rays, when
+    supersampled), 0 elsewhere.
     """
     raw_poses = np.asarray(raw_poses, np.float32)
     dirs = camera_rays(raw_poses, width * supersample, height * supersample,
@@ -302,12 +309,19 @@ def render(scene, raw_poses, width, height, supersample=1, textured=False):
     shade = scene.ambient + (1 - scene.ambient) * lambert
     # Shading is applied in linear light; colours are specified in sRGB.
     rgb = albedo * shade[:, None] ** (1 / 2.2)
-    rgb = rgb.reshape(shape[0], height, supersample, width, supersample, 3)
-    if supersample > 1:
-        rgb = rgb.mean((2, 4))
-    else:
-        rgb = rgb[:, :, 0, :, 0]
-    return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+    views = _to_uint8(rgb, shape[0], height, width, supersample)
+    if not with_masks:
+        return views
+    subjects = [1 + scene.objects.index(subject) for subject in scene.subjects]
+    covered = np.isin(owner, subjects).astype(np.float32)[:, None]
+    return views, _to_uint8(covered, shape[0], height, width, supersample)[..., 0]
+
+
+def _to_uint8(values, views, height, width, supersample):
+    """Per-ray values in [0, 1] -> uint8 (views, height, width, channels),
+    averaging each pixel's supersample^2 rays."""
+    values = values.reshape(views, height, supersample, width, supersample, -1)
+    return np.clip(values.mean((2, 4)) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 # Scene sampling.
@@ -409,7 +423,8 @@ def still_life_scene(rng):
                                _colour(rng, hue, saturation, (0.6, 0.95)),
                                yaw=rng.uniform(0, np.pi)))
     light = [rng.uniform(-1, 1), rng.uniform(-1, 1), 1.2]
-    return Scene(room, [table] + fruit, light, ambient=0.35, fov_y=math.radians(45))
+    return Scene(room, [table] + fruit, light, ambient=0.35, fov_y=math.radians(45),
+                 subjects=fruit)
 
 
 def still_life_layout(index, num_scenes):
@@ -428,20 +443,23 @@ def make_scene(preset, seed, split, index, num_scenes, num_views):
 
 # Writing.
 
-def _render_jpegs(job, preset, seed, num_views, image_size, supersample,
+def _render_scene(job, preset, seed, num_views, image_size, supersample,
                   photo_size, textured):
-    """One scene as (record JPEGs, raw poses, photo JPEGs or None); runs in a
-    worker process."""
+    """One scene as (serialized record, photo JPEGs or None); runs in a
+    worker process. Test records carry each view's object mask."""
     split, index, num_scenes = job
     scene, poses = make_scene(preset, seed, split, index, num_scenes, num_views)
-    jpegs = [record_writer.encode_jpeg(frame)
-             for frame in render(scene, poses, image_size, image_size, supersample,
-                                 textured)]
+    frames, masks = render(scene, poses, image_size, image_size, supersample,
+                           textured, with_masks=True)
+    record = record_writer.serialize_scene(
+        [record_writer.encode_jpeg(frame) for frame in frames], poses,
+        masks=[record_writer.encode_png(mask) for mask in masks]
+        if split == "test" else None)
     photos = None
     if photo_size:
         photos = [record_writer.encode_jpeg(view, quality=90)
                   for view in render(scene, poses, *photo_size, textured=textured)]
-    return jpegs, poses, photos
+    return record, photos
 
 
 def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
@@ -473,7 +491,7 @@ def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
     if preset == "rooms" and num_views < 2:
         raise ValueError(f"num_views={num_views}: a scene needs at least 2 views")
     render_job = functools.partial(
-        _render_jpegs, preset=preset, seed=seed, num_views=num_views,
+        _render_scene, preset=preset, seed=seed, num_views=num_views,
         image_size=image_size, supersample=supersample,
         photo_size=photo_size if zip_path else None, textured=textured)
     photos = _PhotoZip(zip_path) if zip_path else None
@@ -485,16 +503,17 @@ def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
                                   ("test", num_test_scenes)):
             jobs = [(split, index, num_scenes) for index in range(num_scenes)]
             records = []
-            for jpegs, poses, photo_jpegs in pool.imap(render_job, jobs, chunksize=4):
-                records.append(record_writer.serialize_scene(jpegs, poses))
+            for record, photo_jpegs in pool.imap(render_job, jobs, chunksize=4):
+                records.append(record)
                 if photos:
                     photos.add_scene(photo_jpegs)
             writer.write_split(split, records,
                                num_files=math.ceil(num_scenes / scenes_per_file))
         if preset == "rooms":
-            info = writer.finish(image_size, num_views)
+            info = writer.finish(image_size, num_views, object_masks=True)
         else:
-            info = writer.finish(image_size, sequence_size=12, min_views=8)
+            info = writer.finish(image_size, sequence_size=12, min_views=8,
+                                 object_masks=True)
     if photos:
         photos.close()
     return info

@@ -32,6 +32,7 @@ import time
 import zipfile
 
 import numpy as np
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 from PIL import Image, ImageDraw

@@ -24,6 +24,7 @@ from gqn import hardware
 DEVICES = hardware.use_logical_cpus(2)
 
 import numpy as np  # noqa: E402
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 

@@ -20,6 +20,7 @@ from unittest import mock
 # XLA JIT on CPU needs this before TensorFlow loads; without --xla it is unused.
 os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 

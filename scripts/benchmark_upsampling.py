@@ -23,6 +23,7 @@ import statistics
 import tempfile
 import time
 
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 

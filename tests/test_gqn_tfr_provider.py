@@ -369,3 +369,29 @@ def test_empty_record_files_end_instead_of_hanging(tmp_path):
         path.write_bytes(b"")
     assert read_batches(gqn_input_fn("coded", str(tmp_path), "train",
                                      context_size=2), 1) == []
+
+
+def test_test_split_gives_the_target_views_object_mask(tmp_path):
+    """Generated still lifes: the test reader adds the target view's stored
+    object mask (the fruit); training never sees masks."""
+    synthetic.generate_dataset(str(tmp_path), "fruit", "still_life", 2, 3,
+                               image_size=24, seed=2, num_workers=1)
+    files = sorted((tmp_path / "fruit" / "test").glob("*.tfrecord"))
+    scenes = reference_scenes(files)
+    stored_masks = []
+    for path in files:
+        for record in tf.io.tf_record_iterator(str(path)):
+            feature = tf.train.Example.FromString(record).features.feature
+            with tf.Graph().as_default(), tf.Session() as session:
+                stored_masks.append([session.run(tf.io.decode_png(value))[..., 0] / 255.0
+                                     for value in feature["masks"].bytes_list.value])
+    batches = read_batches(gqn_input_fn("fruit", str(tmp_path), "test", 3, seed=0), 1)
+    assert len(batches) == 3
+    for (features, labels), example in zip(batches, examples(batches)):
+        scene, views = locate_views(scenes, *example)
+        expected = stored_masks[scene][views[-1]]
+        np.testing.assert_allclose(features["target_mask"][0, ..., 0], expected, atol=1e-6)
+        assert 0 < expected.mean() < 0.5  # some fruit, mostly background
+    [(train_features, _)] = read_batches(gqn_input_fn(
+        "fruit", str(tmp_path), "train", 3, seed=0), 1, max_batches=1)
+    assert "target_mask" not in train_features

@@ -73,7 +73,7 @@ def test_rooms_records_have_the_deepmind_layout(tmp_path):
     root = tmp_path / "rooms"
     assert json.loads((root / "dataset_info.json").read_text()) == {
         "name": "rooms", "train_files": 3, "test_files": 1, "frame_size": 40,
-        "sequence_size": 4, "min_views": 4, "holdout_views": 0}
+        "sequence_size": 4, "min_views": 4, "holdout_views": 0, "object_masks": True}
     assert (info.train_files, info.test_files) == (3, 1)
     assert sorted(p.name for p in (root / "train").iterdir()) == [
         "1-of-3.tfrecord", "2-of-3.tfrecord", "3-of-3.tfrecord"]
@@ -167,3 +167,21 @@ def test_fruit_table_cameras_look_into_the_table(views):
     np.testing.assert_allclose(np.sum(direction[~corner, :2] * across[~corner], 1), 1,
                                atol=1e-3)
     assert np.all((0 <= yaw) & (yaw < 2 * np.pi)) and np.all(z == 0) and np.all(pitch == 0)
+
+
+def test_object_masks_cover_the_subjects_and_nothing_else():
+    """A red ball (the subject) on a grey box (not a subject): the mask is
+    set exactly where the ball shows."""
+    room = synthetic.Room([-1, -1, 0], [1, 1, 1.5], [GREY] * 6)
+    ball = synthetic.Ellipsoid([0, 0, 0.35], [0.2] * 3, RED)
+    box = synthetic.Box([0, 0, 0.075], [0.4, 0.4, 0.075], GREY)
+    scene = synthetic.Scene(room, [box, ball], (0.6, 0.0, 1.4), ambient=0.5,
+                            fov_y=0.9, subjects=[ball])
+    views, masks = synthetic.render(scene, [[-0.9, 0, 0.5, 0.0, -0.2]], 32, 32,
+                                    with_masks=True)
+    red = views[0, ..., 0].astype(int) > 2 * views[0, ..., 1].astype(int)
+    assert masks.shape == (1, 32, 32) and set(np.unique(masks)) == {0, 255}
+    np.testing.assert_array_equal(masks[0] == 255, red)
+    assert 0.05 < red.mean() < 0.5
+    np.testing.assert_array_equal(views, synthetic.render(scene, [[-0.9, 0, 0.5, 0, -0.2]],
+                                                          32, 32))
