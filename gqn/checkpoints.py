@@ -37,7 +37,10 @@ def global_step_of(model_dir):
 
 
 def model_variable_shapes(config):
-    """{name: shape} of every weight the model builds for `config`."""
+    """{name: shape} of every weight the model builds for `config`: the GQN
+    alone, never the discriminator that sharpening trains beside it, so a
+    sharpened run warm-starts from a checkpoint without one (and starts its
+    discriminator fresh)."""
     with tf.Graph().as_default():
         features = {
             "context_frames": tf.zeros([1, 1, config.image_size, config.image_size, 3]),

@@ -24,11 +24,17 @@ MODEL_FLAG_FIELDS = {
     "representation": "representation",
     "upsample": "upsample",
     "precision": "precision",
+    "adversarial_weight": "adversarial_weight",
+    "feature_matching_weight": "feature_matching_weight",
 }
 
 
-# How a run computes, not what the model is: a resumed run may change these.
-RUN_CHOICE_FIELDS = ("precision",)
+# How a run computes or what it optimises, not what the model is: a resumed
+# run may change these. The sharpening weights are loss weights like a
+# learning rate, so a run may sharpen harder or stop sharpening; only
+# turning the discriminator on is refused on resume, since the model_dir's
+# checkpoints hold no discriminator to restore.
+RUN_CHOICE_FIELDS = ("precision", "adversarial_weight", "feature_matching_weight")
 
 
 class FlagError(ValueError):
@@ -103,6 +109,13 @@ def define_model_flags():
                       "Canvas upsampling: 'transposed' is the paper's (4x4 block "
                       "artefacts); 'subpixel' and 'resize_conv' avoid them.")
     define_precision_flag()
+    flags.DEFINE_float("adversarial_weight", None, "Sharpening: weight of a "
+                       "patch discriminator's non-saturating GAN loss on "
+                       "generated views, added to the ELBO (default 0: the "
+                       "paper's objective, no discriminator).")
+    flags.DEFINE_float("feature_matching_weight", None, "Sharpening: weight of "
+                       "the L1 distance between the discriminator's features of "
+                       "the target and of the generated view (default 0).")
     flags.DEFINE_list("hparams", [], "Any other GQNConfig field as key=value, "
                       "e.g. 'learning_rate_start=1e-4,sigma_anneal_steps=50000'.")
 
@@ -159,9 +172,10 @@ def resolve_config(saved, overrides, saved_path=None):
     try:
         if saved is None:
             return preset(FLAGS.preset, **overrides)
+        resolved = saved
         for field, value in overrides.items():
             if field in RUN_CHOICE_FIELDS:
-                saved = saved.replace(**{field: value})
+                resolved = resolved.replace(**{field: value})
             elif getattr(saved, field) != value:
                 flag = next((name for name, f in MODEL_FLAG_FIELDS.items()
                              if f == field), None)
@@ -169,7 +183,11 @@ def resolve_config(saved, overrides, saved_path=None):
                 raise FlagError(f"{given} contradicts {field}="
                                 f"{getattr(saved, field)!r} saved in {saved_path}; "
                                 "use a new --model_dir to change it")
-        return saved
+        if resolved.uses_discriminator and not saved.uses_discriminator:
+            raise FlagError(f"{saved_path} describes a model trained without a "
+                            "discriminator: its checkpoints hold none to resume. "
+                            "Sharpen it in a new --model_dir with --warm_start_from")
+        return resolved
     except ValueError as error:
         if isinstance(error, FlagError):
             raise

@@ -60,6 +60,13 @@ class GQNConfig:
     sigma_start: float = 2.0
     sigma_end: float = 0.7
     sigma_anneal_steps: int = 200000
+    # sharpening: a patch discriminator's adversarial and feature-matching
+    # terms added to the ELBO; both 0 is the paper's objective and builds
+    # no discriminator (checkpoints hold the GQN alone).
+    adversarial_weight: float = 0.0
+    feature_matching_weight: float = 0.0
+    discriminator_channels: int = 32
+    discriminator_learning_rate: float = 2e-4
     # execution
     precision: str = "float32"
     predict_samples: int = 1
@@ -95,6 +102,11 @@ class GQNConfig:
     def pixels_per_image(self):
         return self.image_size * self.image_size * 3
 
+    @property
+    def uses_discriminator(self):
+        """Does training build and train the discriminator?"""
+        return self.adversarial_weight > 0 or self.feature_matching_weight > 0
+
     # --- checks and persistence ---------------------------------------
     def validate(self):
         """Raises ValueError naming the first impossible field."""
@@ -102,7 +114,8 @@ class GQNConfig:
                     "representation_channels", "hidden_channels",
                     "canvas_channels", "z_channels", "lstm_kernel_size",
                     "seq_length", "batch_size", "learning_rate_anneal_steps",
-                    "sigma_anneal_steps", "predict_samples"]
+                    "sigma_anneal_steps", "predict_samples",
+                    "discriminator_channels"]
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -124,9 +137,13 @@ class GQNConfig:
                 raise ValueError(f"GQNConfig.{name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")
         for name in ["learning_rate_start", "learning_rate_end", "sigma_start",
-                     "sigma_end", "adam_epsilon"]:
+                     "sigma_end", "adam_epsilon", "discriminator_learning_rate"]:
             if not getattr(self, name) > 0:
                 raise ValueError(f"GQNConfig.{name} must be > 0, got "
+                                 f"{getattr(self, name)!r}")
+        for name in ["adversarial_weight", "feature_matching_weight"]:
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "
                                  f"{getattr(self, name)!r}")
         for name in ["adam_beta1", "adam_beta2"]:
             if not 0 <= getattr(self, name) < 1:

@@ -15,8 +15,9 @@ import tensorflow.compat.v1 as tf
 
 from gqn.model_fn import model_fn_builder
 
-# Model weights live under this scope; optimizer slots and the global step
-# do not, so a warm start from this pattern takes weights only.
+# Model weights live under this scope; optimizer slots, the global step and
+# the sharpening discriminator do not, so a warm start from this pattern
+# takes the GQN's weights only.
 MODEL_VARIABLES_REGEX = "^gqn/"
 
 

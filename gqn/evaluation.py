@@ -16,12 +16,15 @@ from gqn import images, objective
 from gqn.predictor import Predictor
 
 ELBO_TERMS = ("elbo", "kl", "nll", "bits_per_dim")
-IMAGE_METRICS = ("mse", "psnr", "ssim")
+IMAGE_METRICS = ("mse", "psnr", "ssim", "sharpness")
+# With object masks (features['target_mask']): the error on the object alone.
+MASKED_METRICS = ("fruit_mse", "fruit_psnr")
 MAX_GRID_SCENES = 8
 
 
 class ImageMetrics:
-    """objective.image_metrics (TensorFlow's PSNR/SSIM) on NumPy arrays."""
+    """objective.image_metrics (TensorFlow's PSNR/SSIM) on NumPy arrays, and
+    objective.masked_image_metrics where an object mask is given."""
 
     def __init__(self, image_size):
         self.graph = tf.Graph()
@@ -29,11 +32,17 @@ class ImageMetrics:
             shape = [None, image_size, image_size, 3]
             self.target = tf.placeholder(tf.float32, shape)
             self.image = tf.placeholder(tf.float32, shape)
+            self.mask = tf.placeholder(tf.float32, shape[:3] + [1])
             self.metrics = objective.image_metrics(self.target, self.image)
+            self.masked = objective.masked_image_metrics(self.target, self.image,
+                                                         self.mask)
         self.session = tf.Session(graph=self.graph)
 
-    def __call__(self, target, image):
-        return self.session.run(self.metrics, {self.target: target, self.image: image})
+    def __call__(self, target, image, mask=None):
+        feed = {self.target: target, self.image: image}
+        if mask is None:
+            return self.session.run(self.metrics, feed)
+        return self.session.run({**self.metrics, **self.masked}, {**feed, self.mask: mask})
 
 
 def nearest_context_views(scenes):
@@ -44,10 +53,12 @@ def nearest_context_views(scenes):
 
 
 def summarise(per_example):
-    """{name: values} -> {name: {'mean', 'stderr'}} (stderr 0 for one value)."""
+    """{name: values} -> {name: {'mean', 'stderr'}} (stderr 0 for one value).
+    NaN values (a masked metric of a view without the object) are left out."""
     summary = {}
     for name, values in per_example.items():
         values = np.asarray(values, np.float64)
+        values = values[~np.isnan(values)]
         stderr = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
         summary[name] = {"mean": float(values.mean()), "stderr": float(stderr)}
     return summary
@@ -63,27 +74,35 @@ def evaluate_model(predictor, scenes, metrics, num_samples, batch_size=8):
     samples' per-pixel spread. Scene i always uses noise seed i."""
     count = len(scenes["target"])
     seeds = np.arange(count)
-    per_example = {name: [] for name in ELBO_TERMS + IMAGE_METRICS}
+    masks = scenes.get("target_mask")
+    per_example = {name: [] for name in ELBO_TERMS + image_metric_names(scenes)}
     generated, spread = [], []
     for part in _batches(count, batch_size):
         args = (scenes["context_frames"][part], scenes["context_poses"][part],
                 scenes["query_pose"][part])
         samples = predictor.render(*args, seeds[part], num_samples=num_samples)
         terms = predictor.score(*args, scenes["target"][part], seeds[part])
-        quality = metrics(scenes["target"][part], samples[:, 0])
+        quality = metrics(scenes["target"][part], samples[:, 0],
+                          None if masks is None else masks[part])
         for name in ELBO_TERMS:
             per_example[name].extend(terms[name])
-        for name in IMAGE_METRICS:
+        for name in image_metric_names(scenes):
             per_example[name].extend(quality[name])
         generated.append(samples[:, 0])
         spread.append(samples.std(axis=1).mean(axis=-1))
     return per_example, np.concatenate(generated), np.concatenate(spread)
 
 
+def image_metric_names(scenes):
+    """The image metrics `scenes` allow: the masked ones need object masks."""
+    return IMAGE_METRICS + (MASKED_METRICS if "target_mask" in scenes else ())
+
+
 def evaluate_baselines(scenes, metrics):
     answers = {"nearest_context": nearest_context_views(scenes),
                "context_mean": scenes["context_frames"].mean(axis=1)}
-    return {name: metrics(scenes["target"], answer) for name, answer in answers.items()}
+    return {name: metrics(scenes["target"], answer, scenes.get("target_mask"))
+            for name, answer in answers.items()}
 
 
 def scene_grid(scenes, renderings, scale):
@@ -115,6 +134,8 @@ def write_json(data, path):
 def format_table(results):
     """results: {row label: summary} -> aligned text table of means."""
     columns = ELBO_TERMS + IMAGE_METRICS
+    if any("fruit_psnr" in summary for summary in results.values()):
+        columns += ("fruit_psnr",)
     lines = [f"{'':<24}" + "".join(f"{name:>14}" for name in columns)]
     for label, summary in results.items():
         cells = "".join(

@@ -15,18 +15,26 @@ the v1 optimizer under a strategy), so every step is the global batch's
 mean-loss step, as on one device. The logged scalars are averaged over replicas (as host_call averages
 them over TPU cores); gradient_norm is then the mean of the replicas' norms
 of their own gradient share, not the norm of the summed gradient.
+
+With sharpening weights in the config (gqn.discriminator) the loss adds the
+weighted adversarial and feature-matching terms to the negative ELBO, and
+the same train op also steps the discriminator with its own Adam;
+gradient_norm then covers both networks' gradients.
 """
+import collections
 import re
 
 import tensorflow.compat.v1 as tf
 from tensorboard.plugins.image import metadata as image_metadata
 
-from gqn import kernel_gradients, model, objective, schedules
+from gqn import discriminator, kernel_gradients, model, objective, schedules
 
 TRAIN_SCALARS = ("loss", "elbo", "kl", "nll", "bits_per_dim", "mse", "psnr",
                  "sigma", "learning_rate", "gradient_norm")
+# Also written while the config sharpens (config.uses_discriminator).
+SHARPENING_SCALARS = ("d_loss", "g_adversarial", "feature_matching")
 EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
-                "blockiness")
+                "sharpness", "blockiness")
 NUM_DEBUG_IMAGES = 3
 NOISE_SEED_KEY = "noise_seed"
 # Training scalars are also named `progress/<name>` so that session hooks
@@ -52,9 +60,47 @@ def _per_example_terms(gqn_config, features, labels, global_step):
     return terms, sigma, reconstruction
 
 
+# loss: what the GQN minimises (the mean negative ELBO, plus the weighted
+# sharpening terms); generated and sharpening: None unless the config
+# sharpens; kernel_uses: for kernel_gradients.gradients.
+TrainingObjective = collections.namedtuple(
+    "TrainingObjective", ["loss", "terms", "sigma", "reconstruction", "generated",
+                          "sharpening", "kernel_uses"])
+
+
+def training_objective(gqn_config, features, labels, global_step, kernel_dtypes):
+    """The training step's loss and its parts. Convolutions computing in
+    `kernel_dtypes` record their kernel uses, in the generation unroll as
+    in the reconstruction, so that the batched kernel gradients include the
+    sharpening terms."""
+    with kernel_gradients.recording_kernel_uses(kernel_dtypes) as kernel_uses:
+        terms, sigma, reconstruction = _per_example_terms(
+            gqn_config, features, labels, global_step)
+        generated = None
+        if gqn_config.uses_discriminator:
+            # The noise is a function of the content seeds, as training's
+            # is, at sample indices (< 0) the reconstruction never uses.
+            batch_size = labels.shape.as_list()[0]
+            generated = model.generate(gqn_config, features, model.standard_noise(
+                gqn_config, batch_size, model.content_seeds(labels),
+                sample_index=-1 - global_step)).mean_image
+    loss = tf.reduce_mean(terms["elbo"])
+    sharpening = None
+    if generated is not None:
+        sharpening = discriminator.sharpening_terms(gqn_config, features, labels,
+                                                    generated)
+        loss += (gqn_config.adversarial_weight
+                 * tf.reduce_mean(sharpening.g_adversarial)
+                 + gqn_config.feature_matching_weight
+                 * tf.reduce_mean(sharpening.feature_matching))
+    return TrainingObjective(loss, terms, sigma, reconstruction, generated,
+                             sharpening, kernel_uses)
+
+
 def trainable_variables(freeze_regex=None):
-    """Trainable variables, minus those whose name matches `freeze_regex`."""
-    variables = tf.trainable_variables()
+    """The GQN's trainable variables (not the discriminator's, which its
+    own optimizer trains), minus those whose name matches `freeze_regex`."""
+    variables = [v for v in tf.trainable_variables() if not discriminator.owns(v)]
     if freeze_regex:
         pattern = re.compile(freeze_regex)
         variables = [v for v in variables if not pattern.search(v.op.name)]
@@ -164,6 +210,47 @@ def _silent_host_call(tensors):
     return host_call_fn, tensors
 
 
+def _adam(learning_rate, beta1, beta2, epsilon, use_tpu, name="Adam"):
+    optimizer = tf.train.AdamOptimizer(learning_rate, beta1, beta2, epsilon,
+                                       name=name)
+    return tf.tpu.CrossShardOptimizer(optimizer) if use_tpu else optimizer
+
+
+def _train_op(gqn_config, trained, global_step, learning_rate, replicas, use_tpu,
+              freeze_regex):
+    """(train op, norm of the gradients it applies). The GQN's Adam steps
+    its variables on the loss; when sharpening, the discriminator's Adam
+    steps the discriminator's on its loss in the same op, which also stores
+    the power-iteration estimates. The global step advances once."""
+    gradients = kernel_gradients.gradients(
+        trained.loss / replicas, trainable_variables(freeze_regex),
+        trained.kernel_uses)
+    optimizer = _adam(learning_rate, gqn_config.adam_beta1, gqn_config.adam_beta2,
+                      gqn_config.adam_epsilon, use_tpu)
+    if trained.sharpening is None:
+        return (optimizer.apply_gradients(gradients, global_step),
+                tf.linalg.global_norm([g for g, _ in gradients]))
+    variables = discriminator.variables()
+    d_gradients = list(zip(tf.gradients(
+        tf.reduce_mean(trained.sharpening.d_loss) / replicas, variables), variables))
+    d_optimizer = _adam(gqn_config.discriminator_learning_rate,
+                        discriminator.ADAM_BETA1, discriminator.ADAM_BETA2,
+                        gqn_config.adam_epsilon, use_tpu, name="DiscriminatorAdam")
+    # Every gradient is complete before any variable is written (as in
+    # kernel_gradients.gradients): the GQN's backward pass reads the
+    # discriminator's weights, and the forward pass the singular vectors.
+    every_gradient = [g for g, _ in gradients + d_gradients if g is not None]
+    with tf.control_dependencies(every_gradient):
+        gqn_update = optimizer.apply_gradients(gradients, global_step)
+        # In the discriminator's name scope, so are its Adam's beta powers.
+        with tf.name_scope(discriminator.SCOPE + "/"):
+            d_update = d_optimizer.apply_gradients(d_gradients)
+            train_op = tf.group(gqn_update, d_update, *[
+                tf.assign(variable, value)
+                for variable, value in trained.sharpening.singular_vectors])
+    return train_op, tf.linalg.global_norm(every_gradient)
+
+
 def _eval_metric_fn(**per_example):
     return {name: tf.metrics.mean(value) for name, value in per_example.items()}
 
@@ -185,13 +272,9 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             return tpu.TPUEstimatorSpec(mode, predictions=_predictions(
                 gqn_config, features, batch_size))
 
-        with kernel_gradients.recording_kernel_uses(
-                kernel_gradients.batched_dtypes(gqn_config, batch_size)) as kernel_uses:
-            terms, sigma, reconstruction = _per_example_terms(
-                gqn_config, features, labels, global_step)
-        loss = tf.reduce_mean(terms["elbo"])
-
         if mode == tf.estimator.ModeKeys.EVAL:
+            terms, _, _ = _per_example_terms(gqn_config, features, labels, global_step)
+            loss = tf.reduce_mean(terms["elbo"])
             generation = model.generate(
                 gqn_config, features, model.standard_noise(gqn_config, batch_size))
             generated = generation.mean_image
@@ -202,24 +285,25 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             return tpu.TPUEstimatorSpec(
                 mode, loss=loss, eval_metrics=(_eval_metric_fn, metrics))
 
+        trained = training_objective(
+            gqn_config, features, labels, global_step,
+            kernel_gradients.batched_dtypes(gqn_config, batch_size))
+        terms, reconstruction = trained.terms, trained.reconstruction
+        loss, sharpening = trained.loss, trained.sharpening
         learning_rate = schedules.learning_rate(gqn_config, global_step)
-        optimizer = tf.train.AdamOptimizer(
-            learning_rate, gqn_config.adam_beta1, gqn_config.adam_beta2,
-            gqn_config.adam_epsilon)
-        if use_tpu:
-            optimizer = tf.tpu.CrossShardOptimizer(optimizer)
-        gradients = kernel_gradients.gradients(
-            loss / _gradient_replicas(params, use_tpu),
-            trainable_variables(freeze_regex), kernel_uses)
-        gradient_norm = tf.linalg.global_norm([g for g, _ in gradients])
-        train_op = optimizer.apply_gradients(gradients, global_step)
+        train_op, gradient_norm = _train_op(
+            gqn_config, trained, global_step, learning_rate,
+            _gradient_replicas(params, use_tpu), use_tpu, freeze_regex)
         scalars = {name: tf.reduce_mean(terms[name])
                    for name in ("elbo", "kl", "nll", "bits_per_dim", "mse")}
         scalars.update(loss=loss, gradient_norm=gradient_norm,
                        psnr=tf.reduce_mean(objective.image_metrics(
                            labels, reconstruction.mean_image)["psnr"]))
+        if sharpening is not None:
+            scalars.update({name: tf.reduce_mean(getattr(sharpening, name))
+                            for name in SHARPENING_SCALARS})
         scalars = _mean_over_replicas(scalars)
-        scalars.update(sigma=sigma, learning_rate=learning_rate)
+        scalars.update(sigma=trained.sigma, learning_rate=learning_rate)
         if not use_tpu:
             train_op = tf.group(train_op, _record_step_health(
                 scalars["loss"], scalars["gradient_norm"]))
@@ -234,10 +318,12 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
                 return model.generate(gqn_config, features, model.standard_noise(
                     gqn_config, batch_size)).mean_image[shown]
 
-            # The extra generation unroll only runs on steps that are written.
-            generation = tf.cond(
-                tf.equal(global_step % summary_every_steps, 0), generate,
-                lambda: tf.zeros_like(labels[shown]))
+            if trained.generated is not None:  # the discriminator's
+                generation = trained.generated[shown]
+            else:  # the extra unroll only runs on steps that are written
+                generation = tf.cond(
+                    tf.equal(global_step % summary_every_steps, 0), generate,
+                    lambda: tf.zeros_like(labels[shown]))
             images = {"target": labels[shown],
                       "reconstruction": reconstruction.mean_image[shown],
                       "generation": generation}

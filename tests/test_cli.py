@@ -5,6 +5,7 @@ import glob
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from gqn import hardware
 from gqn.config import GQNConfig, config_path
 from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS
 from gqn.predictor import Predictor
+from data_provider.fruit_stills import ConversionOptions, convert
+from tests.capture_helpers import apple  # noqa: F401  (a fixture)
+from tests.capture_helpers import lay_out
 from tests.cli_helpers import TINY_MODEL_FLAGS, assert_ok, assert_refused, run_cli
 
 TRAIN = "train_gqn_draw.py"
@@ -143,7 +147,10 @@ def test_eval_writes_metrics_and_grid_and_compares(pretrained, workspace):
         assert set(metrics["model"][name]) == {"mean", "stderr"}
         assert np.isfinite(metrics["model"][name]["mean"])
     for baseline in ("nearest_context", "context_mean"):
-        assert set(metrics["baselines"][baseline]) == {"mse", "psnr", "ssim"}
+        # generated scenes carry object masks: the error on the objects too
+        assert set(metrics["baselines"][baseline]) == {"mse", "psnr", "ssim", "sharpness",
+                                                       "fruit_mse", "fruit_psnr"}
+    assert np.isfinite(metrics["model"]["fruit_psnr"]["mean"])
     assert metrics["num_scenes"] == 6
     # the same model on the same scenes and noise scores identically
     assert metrics["compare_model"] == metrics["model"]
@@ -201,6 +208,34 @@ def test_render_writes_gif_and_strip(pretrained, workspace):
     labels, first_context_view = strip[:, :64], strip[2:66, 66:130]
     assert labels.min() < 128  # "context" / "rendered" drawn in dark ink
     assert first_context_view.std() > 0
+
+
+def test_held_out_views_are_evaluated_and_rendered_with_no_further_flags(
+        pretrained, workspace, apple, tmp_path):
+    """The real apple capture, posed by its transforms.json, with two views
+    held out: eval asks for exactly those two, render shows them beside the
+    views rendered at their poses."""
+    model_dir, _, _ = pretrained
+    root, _ = lay_out(tmp_path, apple, "transforms")
+    convert(ConversionOptions(input_path=str(root), output_dir=str(tmp_path / "data"),
+                              name="apple", image_size=16, poses="transforms",
+                              holdout_views=2, context_size=3, workers=1))
+    data = ["--data_dir", tmp_path / "data", "--dataset", "apple"]
+    assert_ok(run_cli("eval_gqn.py", *data, "--model_dir", model_dir, "--output_dir",
+                      tmp_path / "eval", "--num_scenes", "10"))
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_scenes"] == 2
+    assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir, "--output_dir",
+                      tmp_path / "render", *data, "--num_frames", "6"))
+    strip = np.asarray(Image.open(tmp_path / "render" / "strip.png").convert("L"))
+    # context, rendered ring, held-out photos, rendered at their poses
+    assert strip.shape[0] == 4 * 66 + 2
+    held_out_photo = strip[2 + 2 * 66:2 + 2 * 66 + 64, 66:130]
+    assert held_out_photo.std() > 5
+    # Training evaluates in batches the two test examples can fill.
+    trained = assert_ok(run_cli(TRAIN, *data, "--model_dir", tmp_path / "model",
+                                *TINY_MODEL_FLAGS, "--max_steps", "2", "--eval_steps", "1"))
+    evaluated = re.search(r"eval at step 2: .*?mse ([0-9.e-]+)", trained.stderr)
+    assert evaluated and float(evaluated.group(1)) > 0, trained.stderr[-2000:]
 
 
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(pretrained, workspace):
