@@ -30,6 +30,7 @@ import sys
 import tensorflow.compat.v1 as tf
 
 from data_provider import datasets
+from gqn.model import TARGET_MASK_KEY
 from gqn.poses import POSE_DIM, RAW_POSE_DIM, encode_poses
 
 MODES = ("train", "test")
@@ -289,7 +290,7 @@ class _ExampleParser:
                     "context_poses": poses[:-1],
                     "query_pose": poses[-1]}
         if masks:
-            features["target_mask"] = self._target_mask(filename, masks[0], views[-1])
+            features[TARGET_MASK_KEY] = self._target_mask(filename, masks[0], views[-1])
         return features, images[-1]
 
     def _target_mask(self, filename, masks, view):

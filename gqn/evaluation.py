@@ -13,11 +13,12 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from gqn import images, objective
+from gqn.model import TARGET_MASK_KEY
 from gqn.predictor import Predictor
 
 ELBO_TERMS = ("elbo", "kl", "nll", "bits_per_dim")
 IMAGE_METRICS = ("mse", "psnr", "ssim", "sharpness")
-# With object masks (features['target_mask']): the error on the object alone.
+# With object masks (model.TARGET_MASK_KEY): the error on the object alone.
 MASKED_METRICS = ("fruit_mse", "fruit_psnr")
 MAX_GRID_SCENES = 8
 
@@ -74,7 +75,7 @@ def evaluate_model(predictor, scenes, metrics, num_samples, batch_size=8):
     samples' per-pixel spread. Scene i always uses noise seed i."""
     count = len(scenes["target"])
     seeds = np.arange(count)
-    masks = scenes.get("target_mask")
+    masks = scenes.get(TARGET_MASK_KEY)
     per_example = {name: [] for name in ELBO_TERMS + image_metric_names(scenes)}
     generated, spread = [], []
     for part in _batches(count, batch_size):
@@ -95,13 +96,13 @@ def evaluate_model(predictor, scenes, metrics, num_samples, batch_size=8):
 
 def image_metric_names(scenes):
     """The image metrics `scenes` allow: the masked ones need object masks."""
-    return IMAGE_METRICS + (MASKED_METRICS if "target_mask" in scenes else ())
+    return IMAGE_METRICS + (MASKED_METRICS if TARGET_MASK_KEY in scenes else ())
 
 
 def evaluate_baselines(scenes, metrics):
     answers = {"nearest_context": nearest_context_views(scenes),
                "context_mean": scenes["context_frames"].mean(axis=1)}
-    return {name: metrics(scenes["target"], answer, scenes.get("target_mask"))
+    return {name: metrics(scenes["target"], answer, scenes.get(TARGET_MASK_KEY))
             for name, answer in answers.items()}
 
 

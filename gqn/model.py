@@ -12,6 +12,9 @@ import tensorflow.compat.v1 as tf
 from gqn import draw, latent, representation
 
 FEATURE_KEYS = ("context_frames", "context_poses", "query_pose")
+# Test features of sets with object masks: where the target shows the
+# object (B, H, W, 1); evaluation only, never a network input.
+TARGET_MASK_KEY = "target_mask"
 
 Rendering = collections.namedtuple("Rendering", ["mean_image", "steps"])
 

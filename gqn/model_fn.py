@@ -37,6 +37,7 @@ EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
                 "sharpness", "blockiness")
 NUM_DEBUG_IMAGES = 3
 NOISE_SEED_KEY = "noise_seed"
+MASKED_EVAL_METRICS = ("fruit_mse", "fruit_psnr")
 # Training scalars are also named `progress/<name>` so that session hooks
 # outside the model_fn (progress log, NaN guard) can fetch them on CPU/GPU.
 PROGRESS_SCOPE = "progress"
@@ -252,7 +253,13 @@ def _train_op(gqn_config, trained, global_step, learning_rate, replicas, use_tpu
 
 
 def _eval_metric_fn(**per_example):
-    return {name: tf.metrics.mean(value) for name, value in per_example.items()}
+    """Means over the evaluated examples; an undefined (NaN) value, such as
+    the fruit PSNR of a view without fruit, is left out."""
+    def mean(values):
+        defined = tf.logical_not(tf.math.is_nan(values))
+        return tf.metrics.mean(tf.where(defined, values, tf.zeros_like(values)),
+                               weights=tf.cast(defined, tf.float32))
+    return {name: mean(value) for name, value in per_example.items()}
 
 
 def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
@@ -282,6 +289,9 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             metrics["blockiness"] = objective.blockiness(generated)
             for name in ("elbo", "kl", "nll", "bits_per_dim"):
                 metrics[name] = terms[name]
+            if model.TARGET_MASK_KEY in features:  # error on the object alone
+                metrics.update(objective.masked_image_metrics(
+                    labels, generated, features[model.TARGET_MASK_KEY]))
             return tpu.TPUEstimatorSpec(
                 mode, loss=loss, eval_metrics=(_eval_metric_fn, metrics))
 

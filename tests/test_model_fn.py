@@ -9,7 +9,8 @@ import tensorflow.compat.v1 as tf
 from tensorflow.python.summary.summary_iterator import summary_iterator
 
 from gqn import estimator, model, objective
-from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS, model_fn_builder
+from gqn.model import TARGET_MASK_KEY
+from gqn.model_fn import EVAL_METRICS, MASKED_EVAL_METRICS, TRAIN_SCALARS, model_fn_builder
 from tests.tiny import constant_batch, random_batch, tiny_config
 
 MODES = tf.estimator.ModeKeys
@@ -71,6 +72,27 @@ def test_eval_spec_reports_every_metric():
         assert set(tensors) == set(EVAL_METRICS)
         assert all(t.shape.as_list() == [4] for t in tensors.values())
         assert set(metric_fn(**tensors)) == set(EVAL_METRICS)
+
+
+def test_eval_with_object_masks_adds_fruit_metrics_and_skips_views_without_fruit():
+    config = tiny_config()
+    with tf.Graph().as_default():
+        features, labels = constant_batch(config)
+        mask = np.zeros([4, config.image_size, config.image_size, 1], np.float32)
+        mask[:3, 4:8, 4:8] = 1.0  # the last view shows no object
+        features[TARGET_MASK_KEY] = tf.constant(mask)
+        spec = model_fn_builder(config)(features, labels, MODES.EVAL,
+                                        {"batch_size": 4},
+                                        tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
+        metric_fn, tensors = spec.eval_metrics
+        assert set(tensors) == set(EVAL_METRICS) | set(MASKED_EVAL_METRICS)
+        metrics = metric_fn(**tensors)
+        with tf.Session() as session:
+            session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+            per_example, _ = session.run([tensors["fruit_psnr"], metrics["fruit_psnr"][1]])
+            mean = session.run(metrics["fruit_psnr"][0])
+    assert np.isnan(per_example[3]) and np.all(np.isfinite(per_example[:3]))
+    np.testing.assert_allclose(mean, per_example[:3].mean(), rtol=1e-5)
 
 
 def test_freeze_regex_trains_only_the_rest():
