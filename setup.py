@@ -22,6 +22,8 @@ setup(
         "absl-py",
         # progress bars of the converter and structure-from-motion
         "tqdm",
+        # the quality benchmark's curves
+        "matplotlib",
     ],
     extras_require={
         "tpu": ["cloud-tpu-client"],

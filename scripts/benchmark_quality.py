@@ -1,0 +1,239 @@
+"""How good are the imagined views? Three variants on the same data and the
+same fine-tuning steps, evaluated on held-out still lifes along the way:
+
+- scratch:   trained from scratch on the still lifes;
+- finetuned: pretrained on rooms, then fine-tuned on the still lifes;
+- sharpened: the same fine-tuning with the discriminator's adversarial and
+             feature-matching terms (--adversarial_weight,
+             --feature_matching_weight).
+
+Every evaluation renders the same held-out scenes from the prior with the
+same noise and reports PSNR, PSNR on the fruit alone (the generator's object
+masks; the fruit covers a few percent of the pixels, so whole-image PSNR
+hides whether it is there), sharpness (generated over target mean |image
+gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the two
+baselines that need no model (the mean and the nearest context view).
+
+    python scripts/benchmark_quality.py --output_dir quality        # ~30 min on 2 cores
+    python scripts/benchmark_quality.py --output_dir q --minutes 10 --seed 1
+
+Writes DIR/quality.json ({"data_dir", "dataset", "image_size", "models":
+{variant: model_dir}, "metrics": {variant: {step: {metric: value}}},
+"baselines": {name: {metric: value}}, ...}), DIR/curves.png (PSNR, fruit
+PSNR and sharpness against fine-tuning step, baselines as lines) and
+DIR/grid.png (the same scenes by every variant, side by side), and prints a
+table of the last evaluation. Step counts scale with --minutes (measured on
+this project's 2 shared cores: 30 minutes give 1,000 pretraining and 800
+fine-tuning steps per variant).
+"""
+import json
+import os
+import time
+
+import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+import matplotlib
+import tensorflow.compat.v1 as tf
+from absl import app, flags
+
+from data_provider import synthetic
+from data_provider.gqn_tfr_provider import gqn_input_fn
+from data_provider.scene_arrays import load_scenes
+from gqn import config as gqn_config_lib
+from gqn import estimator, evaluation, hardware, images, training
+from gqn.cli_flags import parse_hparams
+from gqn.predictor import Predictor
+
+matplotlib.use("Agg")
+from matplotlib import pyplot  # noqa: E402  (after choosing the file backend)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", None, "Where data, models, quality.json, "
+                    "curves.png and grid.png go.")
+flags.DEFINE_float("minutes", 30, "Budget on 2 cores; step counts scale with it.")
+flags.DEFINE_string("data_dir", None, "Use these records instead of generating: "
+                    "<data_dir>/rooms and <data_dir>/still_life (the generator's "
+                    "layout, with object masks in the test split).")
+flags.DEFINE_integer("seed", 0, "Data, view-draw, weight and noise seed.")
+flags.DEFINE_integer("img_size", 32, "Image side.")
+flags.DEFINE_string("preset", "tiny", "Model size preset.")
+flags.DEFINE_list("variants", ["scratch", "finetuned", "sharpened"], "Variants to train.")
+flags.DEFINE_float("adversarial_weight", 0.05, "The sharpened variant's GAN weight.")
+flags.DEFINE_float("feature_matching_weight", 1.0, "The sharpened variant's "
+                   "feature-matching weight.")
+flags.DEFINE_list("hparams", [], "GQNConfig fields for every variant, key=value "
+                  "(e.g. sigma_end=0.3).")
+flags.DEFINE_integer("evaluations", 4, "Evaluations along the fine-tuning.")
+flags.DEFINE_integer("eval_scenes", 40, "Held-out still lifes evaluated.")
+flags.mark_flag_as_required("output_dir")
+
+PRETRAIN_STEPS_PER_MINUTE = 1000 / 30
+FINETUNE_STEPS_PER_MINUTE = 800 / 30
+ROOM_SCENES, STILL_LIFE_SCENES = 800, 400
+GRID_SCENES = 8
+CURVES = (("psnr", "PSNR (dB)"), ("fruit_psnr", "PSNR on the fruit (dB)"),
+          ("sharpness", "sharpness (1 = as sharp as the truth)"))
+
+
+def data_root(output_dir):
+    """The records root: --data_dir, or rooms and still lifes generated."""
+    if FLAGS.data_dir:
+        return FLAGS.data_dir
+    root = os.path.join(output_dir, "data")
+    for name, preset, count in (("rooms", "rooms", ROOM_SCENES),
+                                ("still_life", "still_life", STILL_LIFE_SCENES)):
+        if not tf.io.gfile.exists(os.path.join(root, name, "dataset_info.json")):
+            synthetic.generate_dataset(root, name, preset, num_train_scenes=count,
+                                       num_test_scenes=FLAGS.eval_scenes,
+                                       image_size=FLAGS.img_size, seed=FLAGS.seed)
+    return root
+
+
+def base_config(finetune_steps):
+    precision = hardware.effective_precision("bfloat16", False, print)
+    overrides = dict(image_size=FLAGS.img_size, upsample="resize_conv",
+                     precision=precision, learning_rate_start=1e-3,
+                     sigma_anneal_steps=finetune_steps)
+    overrides.update(parse_hparams(FLAGS.hparams))
+    return gqn_config_lib.preset(FLAGS.preset, **overrides)
+
+
+def train(config, root, dataset, model_dir, steps, warm_start=None):
+    """Trains `config` in `model_dir` up to global step `steps`."""
+    tf.io.gfile.makedirs(model_dir)
+    config.save(gqn_config_lib.config_path(model_dir))
+    run_config = estimator.make_run_config(model_dir, save_checkpoints_steps=steps,
+                                           log_step_count_steps=max(steps // 4, 1),
+                                           seed=FLAGS.seed)
+    model = estimator.make_estimator(
+        config, run_config, summary_every_steps=max(steps // 4, 1),
+        warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None)
+    input_fn = gqn_input_fn(dataset, root, "train", config.context_size,
+                            image_size=config.image_size, seed=FLAGS.seed)
+    training.train_and_evaluate(model, input_fn, steps, progress_every=max(steps // 4, 1),
+                                batch_size=config.batch_size)
+
+
+def evaluate(model_dir, scenes, metrics):
+    """Means of the image metrics of prior samples on `scenes`, and the
+    generated views."""
+    predictor = Predictor(model_dir)
+    per_example, generated, _ = evaluation.evaluate_model(predictor, scenes, metrics,
+                                                          num_samples=1)
+    predictor.close()
+    summary = evaluation.summarise(per_example)
+    return {name: summary[name]["mean"] for name in summary}, generated
+
+
+def run_variant(name, config, root, models, pretrained, finetune_steps, scenes, metrics,
+                log):
+    """Trains one variant in --evaluations chunks; {step: metrics}, views."""
+    model_dir = os.path.join(models, name)
+    if name == "sharpened":
+        config = config.replace(adversarial_weight=FLAGS.adversarial_weight,
+                                feature_matching_weight=FLAGS.feature_matching_weight)
+    warm_start = None if name == "scratch" else pretrained
+    curve, generated = {}, None
+    for point in range(1, FLAGS.evaluations + 1):
+        steps = round(finetune_steps * point / FLAGS.evaluations)
+        started = time.time()
+        train(config, root, "still_life", model_dir, steps, warm_start)
+        warm_start = None  # only the first chunk starts from the pretrained weights
+        curve[steps], generated = evaluate(model_dir, scenes, metrics)
+        log(f"{name}: step {steps}: " + "  ".join(
+            f"{key} {curve[steps][key]:.3f}" for key in ("psnr", "fruit_psnr",
+                                                        "sharpness", "kl"))
+            + f"  ({time.time() - started:.0f} s)")
+    return model_dir, curve, generated
+
+
+def plot_curves(result, path):
+    figure, axes = pyplot.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 4))
+    for axis, (metric, title) in zip(axes, CURVES):
+        for variant, curve in result["metrics"].items():
+            steps = sorted(curve, key=int)
+            axis.plot([int(s) for s in steps], [curve[s][metric] for s in steps],
+                      marker="o", label=variant)
+        for (baseline, values), style in zip(result["baselines"].items(), ("--", ":")):
+            if metric in values:
+                axis.axhline(values[metric], color="grey", linestyle=style,
+                             label=f"baseline: {baseline.replace('_', ' ')}")
+        if metric == "sharpness":
+            axis.axhline(1.0, color="black", linewidth=0.5)
+        axis.set_title(title)
+        axis.set_xlabel("fine-tuning step")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.suptitle(f"{result['num_scenes']} held-out still lifes, {result['image_size']} px,"
+                    f" seed {result['seed']}")
+    figure.tight_layout()
+    temporary = path + ".partial.png"
+    figure.savefig(temporary, dpi=90)
+    pyplot.close(figure)
+    os.replace(temporary, path)
+
+
+def main(_):
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    started = time.time()
+    output_dir = os.path.abspath(FLAGS.output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+
+    def log(text):
+        print(f"[{time.time() - started:5.0f} s] {text}", flush=True)
+
+    root = data_root(output_dir)
+    pretrain_steps = max(1, round(FLAGS.minutes * PRETRAIN_STEPS_PER_MINUTE))
+    finetune_steps = max(FLAGS.evaluations, round(FLAGS.minutes * FINETUNE_STEPS_PER_MINUTE))
+    config = base_config(finetune_steps)
+    log(f"data in {root}; {pretrain_steps} pretraining and {finetune_steps} "
+        f"fine-tuning steps, {FLAGS.preset} preset, {FLAGS.img_size} px, "
+        f"{config.precision}")
+    scenes = load_scenes("still_life", root, config.context_size, FLAGS.eval_scenes,
+                         image_size=FLAGS.img_size, seed=FLAGS.seed)
+    metrics = evaluation.ImageMetrics(FLAGS.img_size)
+    baselines = {name: {key: value["mean"] for key, value in
+                        evaluation.summarise(values).items()}
+                 for name, values in evaluation.evaluate_baselines(scenes, metrics).items()}
+    models = os.path.join(output_dir, "models")
+    pretrained = os.path.join(models, "pretrained")
+    if any(name != "scratch" for name in FLAGS.variants):
+        train(config.replace(sigma_anneal_steps=pretrain_steps), root, "rooms",
+              pretrained, pretrain_steps)
+        log(f"pretrained {pretrain_steps} steps on rooms")
+    result = {"data_dir": root, "dataset": "still_life", "image_size": FLAGS.img_size,
+              "seed": FLAGS.seed, "num_scenes": int(len(scenes["target"])),
+              "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
+              "config": json.loads(config.to_json()), "baselines": baselines,
+              "models": {}, "metrics": {}}
+    generated = {}
+    for name in FLAGS.variants:
+        model_dir, curve, generated[name] = run_variant(
+            name, config, root, models, pretrained, finetune_steps, scenes, metrics, log)
+        result["models"][name] = model_dir
+        result["metrics"][name] = {str(step): values for step, values in curve.items()}
+    result["seconds"] = time.time() - started
+    evaluation.write_json(result, os.path.join(output_dir, "quality.json"))
+    plot_curves(result, os.path.join(output_dir, "curves.png"))
+    shown = range(min(GRID_SCENES, len(scenes["target"])))
+    grid = images.grid([[scenes["context_frames"][i][0], scenes["target"][i]]
+                        + [generated[name][i] for name in FLAGS.variants] for i in shown],
+                       column_labels=["context 1", "target", *FLAGS.variants],
+                       scale=max(1, 96 // FLAGS.img_size))
+    images.save_png(grid, os.path.join(output_dir, "grid.png"))
+
+    columns = ("psnr", "fruit_psnr", "sharpness", "ssim", "mse")
+    print(f"\nafter {finetune_steps} fine-tuning steps, {result['num_scenes']} held-out "
+          f"still lifes ({result['seconds'] / 60:.1f} min in all):")
+    print(f"{'':<26}" + "".join(f"{c:>12}" for c in columns))
+    rows = [(name, curve[finetune_steps]) for name, curve in
+            ((n, {int(k): v for k, v in c.items()}) for n, c in result["metrics"].items())]
+    rows += [(f"baseline: {name}", values) for name, values in baselines.items()]
+    for label, values in rows:
+        print(f"{label:<26}" + "".join(f"{values.get(c, float('nan')):>12.4f}"
+                                       for c in columns))
+    for name in ("quality.json", "curves.png", "grid.png"):
+        print(f"{name}: {os.path.join(output_dir, name)}")
+
+
+if __name__ == "__main__":
+    app.run(main)
