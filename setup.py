@@ -29,7 +29,7 @@ setup(
         "tpu": ["cloud-tpu-client"],
         # COLMAP structure-from-motion for `convert_fruit_stills.py --poses sfm`
         "sfm": ["pycolmap"],
-        "test": ["pytest", "pycolmap"],
+        "test": ["pytest"],
     },
     entry_points={
         "console_scripts": [
