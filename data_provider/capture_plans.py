@@ -23,6 +23,9 @@ from data_provider.photo_layouts import (SKIP_IN_SKIPPED_SCENE, Plan, ScenePlan,
                                          plan_fruit_scenes)
 from data_provider.photo_source import InputError, natural_sort_key
 
+# What the summary and dataset_info.json call each pose source.
+POSE_SOURCE_NAMES = {"transforms": "transforms.json", "colmap": "COLMAP model",
+                     "sfm": "structure from motion"}
 SKIP_UNPOSED = "no camera in the pose file"
 SKIP_UNREGISTERED = "not registered by structure from motion"
 SFM_MODEL_SUBDIR = posixpath.join("sparse", "0")
@@ -74,8 +77,10 @@ def photos_by_scene(photos):
     return scenes
 
 
-def _posed_scene(posed, name, pose_source, radius):
-    """ScenePlan of PosedPhotos, normalised into the GQN frame."""
+def _posed_scene(posed, name, kind, radius):
+    """ScenePlan of PosedPhotos from pose source `kind`, normalised into the
+    GQN frame."""
+    pose_source = POSE_SOURCE_NAMES[kind]
     normalised = normalise_cameras(posed.cameras, radius)
     frame = dict(normalised.frame.to_json_dict(), pose_source=pose_source,
                  pose_file=posed.model_file,

@@ -60,16 +60,16 @@ class ConversionOptions:
     # apple's 20 register from 512 up, 4 at 400; 640 takes 5-15 s there)
 
     @property
-    def pose_source(self):
+    def pose_kind(self):
         """The pose source, with a lone --manifest meaning 'manifest'."""
         return "manifest" if self.manifest and self.poses == "fruit" else self.poses
 
     def validate(self):
         if self.poses not in POSE_SOURCES:
             raise InputError(f"poses must be one of {POSE_SOURCES}, got {self.poses!r}")
-        if self.pose_source == "manifest" and not self.manifest:
+        if self.pose_kind == "manifest" and not self.manifest:
             raise InputError("--poses manifest needs --manifest poses.csv")
-        if self.manifest and self.pose_source != "manifest":
+        if self.manifest and self.pose_kind != "manifest":
             raise InputError(f"--manifest is for --poses manifest, not --poses {self.poses}")
         if self.fallback not in FALLBACKS:
             raise InputError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
@@ -228,7 +228,7 @@ def convert(options, progress_stream=sys.stderr):
 
 
 def _plan(source, files, photos, options, progress_stream):
-    kind = options.pose_source
+    kind = options.pose_kind
     if kind == "fruit":
         return photo_layouts.plan_fruit_scenes(photos, options.order)
     if kind == "manifest":

@@ -1,8 +1,14 @@
 """Running the command-line entry points as a user does: a fresh Python
-process each, output captured."""
+process each, output captured; the tiny generated rooms they train on, and
+the summary tags they write."""
+import glob
 import os
 import subprocess
 import sys
+
+from tensorflow.python.summary.summary_iterator import summary_iterator
+
+from data_provider import synthetic
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Flags of a model small enough to train in seconds.
@@ -35,3 +41,25 @@ def assert_refused(result, *fragments):
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr[-3000:])
     return result
+
+
+def generate_rooms(root):
+    """Tiny rooms (16 train, 8 test scenes of 16 px) in <root>/data/rooms."""
+    synthetic.generate_dataset(str(root / "data"), "rooms", "rooms",
+                               num_train_scenes=16, num_test_scenes=8,
+                               image_size=16, scenes_per_file=4, num_workers=1)
+    return root
+
+
+def rooms_flags(root):
+    """--data_dir/--dataset of generate_rooms(root)."""
+    return ["--data_dir", root / "data", "--dataset", "rooms"]
+
+
+def event_tags(folder):
+    """Every summary tag in the event files of `folder`."""
+    tags = set()
+    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
+        for event in summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags

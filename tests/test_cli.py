@@ -1,7 +1,6 @@
 """The command-line product end to end on tiny generated data: train ->
 resume -> warm start -> eval -> export -> the SavedModel agrees with the
 predictor; the refusals; TensorBoard sees the scalars."""
-import glob
 import io
 import json
 import os
@@ -16,56 +15,42 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
-from tensorflow.python.summary.summary_iterator import summary_iterator
 
 from data_provider import synthetic
+from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.scene_arrays import load_scenes
 from gqn import hardware
 from gqn.config import GQNConfig, config_path
 from gqn.model_fn import EVAL_METRICS, MASKED_EVAL_METRICS, TRAIN_SCALARS
 from gqn.predictor import Predictor
-from data_provider.fruit_stills import ConversionOptions, convert
 from tests.capture_helpers import apple  # noqa: F401  (a fixture)
 from tests.capture_helpers import lay_out
-from tests.cli_helpers import TINY_MODEL_FLAGS, assert_ok, assert_refused, run_cli
+from tests.cli_helpers import (TINY_MODEL_FLAGS, assert_ok, assert_refused, event_tags,
+                                generate_rooms, rooms_flags, run_cli)
 
 TRAIN = "train_gqn_draw.py"
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    synthetic.generate_dataset(str(root / "data"), "rooms", "rooms",
-                               num_train_scenes=16, num_test_scenes=8,
-                               image_size=16, scenes_per_file=4, num_workers=1)
-    return root
+    return generate_rooms(tmp_path_factory.mktemp("cli"))
 
-
-def data_flags(root):
-    return ["--data_dir", root / "data", "--dataset", "rooms"]
 
 
 @pytest.fixture(scope="module")
 def pretrained(workspace):
     """A model_dir trained 4 steps, then resumed to 6."""
     model_dir = workspace / "pretrained"
-    common = [*data_flags(workspace), "--model_dir", model_dir, *TINY_MODEL_FLAGS,
+    common = [*rooms_flags(workspace), "--model_dir", model_dir, *TINY_MODEL_FLAGS,
               "--save_checkpoints_steps", "2", "--summary_every_steps", "1",
               "--log_every_steps", "2", "--eval_steps", "2", "--debug"]
     first = assert_ok(run_cli(TRAIN, *common, "--max_steps", "4"))
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-4")
-    resumed = assert_ok(run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
+    resumed = assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", model_dir,
                                 "--max_steps", "6", "--save_checkpoints_steps", "2",
                                 "--summary_every_steps", "1"))
     return model_dir, first, resumed
 
-
-def event_tags(folder):
-    tags = set()
-    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
-        for event in summary_iterator(path):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
 
 
 def test_train_resume_progress_and_summaries(pretrained):
@@ -85,7 +70,7 @@ def test_train_resume_progress_and_summaries(pretrained):
 
 def test_flag_contradicting_saved_config_is_refused(pretrained, workspace):
     model_dir, _, _ = pretrained
-    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", model_dir,
                      "--hidden_channels", "16", "--max_steps", "8")
     assert_refused(result, "--hidden_channels=16", "hidden_channels=8",
                    config_path(str(model_dir)))
@@ -95,7 +80,7 @@ def test_flag_contradicting_saved_config_is_refused(pretrained, workspace):
 def test_warm_start_copies_weights_and_restarts_schedules(pretrained, workspace):
     source, _, _ = pretrained
     target = workspace / "finetuned"
-    assert_ok(run_cli(TRAIN, *data_flags(workspace), "--model_dir", target,
+    assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", target,
                       "--warm_start_from", source, "--max_steps", "2",
                       "--save_checkpoints_steps", "100", "--skip_eval"))
     assert GQNConfig.load(config_path(str(target))) == GQNConfig.load(
@@ -115,7 +100,7 @@ def test_warm_start_copies_weights_and_restarts_schedules(pretrained, workspace)
 def test_warm_start_from_mismatched_model_lists_the_variables(pretrained, workspace):
     source, _, _ = pretrained
     target = workspace / "mismatch"
-    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", target,
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", target,
                      "--warm_start_from", source, "--hidden_channels", "12",
                      "--max_steps", "1")
     assert_refused(result, "does not fit this model", "generator_core/kernel",
@@ -124,7 +109,7 @@ def test_warm_start_from_mismatched_model_lists_the_variables(pretrained, worksp
 
 
 def test_warm_start_from_missing_checkpoint(workspace):
-    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", workspace / "x",
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", workspace / "x",
                      *TINY_MODEL_FLAGS, "--warm_start_from", workspace / "nowhere")
     assert_refused(result, "nowhere", "neither a model_dir nor a checkpoint")
 
@@ -139,7 +124,7 @@ def test_unknown_dataset_lists_known_ones(workspace):
 def test_eval_writes_metrics_and_grid_and_compares(pretrained, workspace):
     model_dir, _, _ = pretrained
     output = workspace / "eval"
-    result = assert_ok(run_cli("eval_gqn.py", *data_flags(workspace), "--model_dir",
+    result = assert_ok(run_cli("eval_gqn.py", *rooms_flags(workspace), "--model_dir",
                                model_dir, "--compare_model_dir", model_dir,
                                "--output_dir", output, "--num_scenes", "6",
                                "--num_samples", "2"))
@@ -163,7 +148,7 @@ def test_eval_writes_metrics_and_grid_and_compares(pretrained, workspace):
 
 
 def test_eval_refuses_a_folder_that_is_not_a_model_dir(workspace):
-    result = run_cli("eval_gqn.py", *data_flags(workspace), "--model_dir",
+    result = run_cli("eval_gqn.py", *rooms_flags(workspace), "--model_dir",
                      workspace / "data", "--output_dir", workspace / "e2")
     assert_refused(result, "gqn_config.json", "not a trained model_dir")
 
@@ -200,7 +185,7 @@ def test_render_writes_gif_and_strip(pretrained, workspace):
     model_dir, _, _ = pretrained
     output = workspace / "render"
     assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir, "--output_dir",
-                      output, *data_flags(workspace), "--num_frames", "6"))
+                      output, *rooms_flags(workspace), "--num_frames", "6"))
     gif = Image.open(output / "flyaround.gif")
     assert gif.n_frames == 6
     strip = np.asarray(Image.open(output / "strip.png").convert("L"))
@@ -242,7 +227,7 @@ def test_held_out_views_are_evaluated_and_rendered_with_no_further_flags(
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(pretrained, workspace):
     source, _, _ = pretrained
     model_dir = workspace / "diverging"
-    result = run_cli(TRAIN, *data_flags(workspace), "--model_dir", model_dir,
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", model_dir,
                      "--warm_start_from", source, "--skip_eval",
                      "--save_checkpoints_steps", "1", "--max_steps", "20",
                      "--hparams", "learning_rate_start=1e35")

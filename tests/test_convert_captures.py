@@ -120,7 +120,7 @@ def test_held_out_views_never_reach_the_train_split(converted, apple):
     info = datasets.get_dataset_info("apple", os.path.dirname(dataset_dir))
     assert (info.holdout_views, info.min_views, info.sequence_size) == (HELD_OUT, 16, 16)
     frame = info.scene_frames["scene"]
-    assert frame["pose_source"] in ("transforms", "colmap") and frame["scale"] > 0
+    assert frame["pose_source"] in ("transforms.json", "COLMAP model") and frame["scale"] > 0
     assert np.allclose(np.linalg.det(np.array(frame["rotation"])), 1.0)
 
     # The reader: training never draws a held-out view; the test split asks

@@ -2,21 +2,18 @@
 the GQN and the discriminator each on its own loss, kernel gradients that
 include the adversarial term, warm start and freeze with the
 discriminator on, bfloat16, and a sharpened run through the command lines."""
-import glob
 import json
-import os
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-from tensorflow.python.summary.summary_iterator import summary_iterator
 
-from data_provider import synthetic
 from gqn import cli_flags, discriminator, hardware, kernel_gradients, model
 from gqn.config import GQNConfig
 from gqn.model_fn import (PROGRESS_SCOPE, SHARPENING_SCALARS, TRAIN_SCALARS,
                           model_fn_builder, trainable_variables, training_objective)
-from tests.cli_helpers import TINY_MODEL_FLAGS, assert_ok, assert_refused, run_cli
+from tests.cli_helpers import (TINY_MODEL_FLAGS, assert_ok, assert_refused, event_tags,
+                                generate_rooms, rooms_flags, run_cli)
 from tests.tiny import constant_batch, tiny_config
 
 MODES = tf.estimator.ModeKeys
@@ -218,43 +215,29 @@ def test_resume_may_change_weights_but_not_add_a_discriminator():
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sharpen")
-    synthetic.generate_dataset(str(root / "data"), "rooms", "rooms",
-                               num_train_scenes=16, num_test_scenes=8,
-                               image_size=16, scenes_per_file=4, num_workers=1)
-    return root
+    return generate_rooms(tmp_path_factory.mktemp("sharpen"))
 
 
-def _data_flags(root):
-    return ["--data_dir", root / "data", "--dataset", "rooms"]
-
-
-def _event_tags(folder):
-    tags = set()
-    for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
-        for event in summary_iterator(path):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
 
 
 def test_sharpened_run_trains_resumes_and_evaluates(workspace):
     model_dir = workspace / "sharpened"
-    assert_ok(run_cli(TRAIN, *_data_flags(workspace), "--model_dir", model_dir,
+    assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", model_dir,
                       *TINY_MODEL_FLAGS, "--adversarial_weight", "0.1",
                       "--feature_matching_weight", "1", "--max_steps", "4",
                       "--save_checkpoints_steps", "2", "--summary_every_steps", "1",
                       "--eval_steps", "1"))
-    resumed = assert_ok(run_cli(TRAIN, *_data_flags(workspace), "--model_dir",
+    resumed = assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir",
                                 model_dir, "--max_steps", "6", "--skip_eval",
                                 "--summary_every_steps", "1"))
     assert "step 6/6" in resumed.stderr
     reader = tf.train.load_checkpoint(str(model_dir))
     assert reader.get_tensor("global_step") == 6
     assert "discriminator/conv0/kernel" in reader.get_variable_to_shape_map()
-    assert set(TRAIN_SCALARS) | set(SHARPENING_SCALARS) <= _event_tags(str(model_dir))
-    assert "sharpness" in _event_tags(str(model_dir / "eval"))
+    assert set(TRAIN_SCALARS) | set(SHARPENING_SCALARS) <= event_tags(str(model_dir))
+    assert "sharpness" in event_tags(str(model_dir / "eval"))
     output = workspace / "sharpened_eval"
-    result = assert_ok(run_cli("eval_gqn.py", *_data_flags(workspace), "--model_dir",
+    result = assert_ok(run_cli("eval_gqn.py", *rooms_flags(workspace), "--model_dir",
                                model_dir, "--output_dir", output, "--num_scenes", "4",
                                "--num_samples", "1"))
     metrics = json.loads((output / "metrics.json").read_text())
@@ -268,10 +251,10 @@ def warm_started(workspace):
     """A GQN trained without a discriminator, then fine-tuned with one and
     the representation frozen."""
     source = workspace / "plain"
-    assert_ok(run_cli(TRAIN, *_data_flags(workspace), "--model_dir", source,
+    assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", source,
                       *TINY_MODEL_FLAGS, "--max_steps", "2", "--skip_eval"))
     target = workspace / "sharpened_from_plain"
-    assert_ok(run_cli(TRAIN, *_data_flags(workspace), "--model_dir", target,
+    assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", target,
                       "--warm_start_from", source, "--adversarial_weight", "0.1",
                       "--freeze", "^gqn/representation/", "--max_steps", "3",
                       "--skip_eval", "--save_checkpoints_steps", "100"))
@@ -315,6 +298,6 @@ def test_freeze_with_the_discriminator_on(warm_started):
 def test_resuming_a_plain_model_dir_with_a_discriminator_is_refused(warm_started,
                                                                     workspace):
     source, _ = warm_started
-    result = run_cli(TRAIN, *_data_flags(workspace), "--model_dir", source,
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", source,
                      "--adversarial_weight", "0.1", "--max_steps", "4", "--skip_eval")
     assert_refused(result, "without a discriminator", "--warm_start_from")
