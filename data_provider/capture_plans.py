@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import posixpath
 
-import numpy as np
 from tqdm import tqdm
 
 from data_provider.camera_poses import colmap_model, sfm, transforms_json
