@@ -104,7 +104,7 @@ def _eval_batch_size(config):
     if not held_out:
         return config.batch_size
     examples = held_out * count_scenes(FLAGS.data_dir, FLAGS.dataset, "test")
-    return min(config.batch_size, examples)
+    return max(1, min(config.batch_size, examples))
 
 
 def main(_):

@@ -36,7 +36,7 @@ def scene_name(scene_dir, input_path):
     for a single capture at the root."""
     if scene_dir:
         return scene_dir
-    base = os.path.basename(os.path.normpath(input_path))
+    base = os.path.basename(os.path.abspath(input_path))
     return os.path.splitext(base)[0] if base.lower().endswith(".zip") else base
 
 
@@ -125,7 +125,7 @@ def plan_sfm_scenes(source, files, photos, options, progress_stream):
     folder; with options.fallback 'fruit', SceneN folders in the fruit
     layout keep the table's poses where too few views register."""
     sfm.require_pycolmap()
-    by_scene = photos_by_scene(photos)
+    by_scene = dict(photos_by_scene(photos))
     if options.fallback == "fruit":
         table = plan_fruit_scenes(photos)
         table_scenes = {scene.name: scene for scene in table.scenes}
@@ -140,7 +140,6 @@ def plan_sfm_scenes(source, files, photos, options, progress_stream):
     scenes, skipped_scenes = [], list(table.skipped_scenes) if table else []
     skipped_photos = collections.Counter(table.skipped_photos) if table else \
         collections.Counter()
-    needed = options.context_size + 1 + options.holdout_views
     counts = collections.Counter()
     for scene_dir in scene_dirs:
         name = scene_name(scene_dir, options.input_path)
@@ -148,7 +147,8 @@ def plan_sfm_scenes(source, files, photos, options, progress_stream):
         if reason is None:
             try:
                 posed = colmap_model.read_colmap_scene(kept_source, scene_dir, kept_files)
-                if len(posed.photos) >= needed or scene_dir not in table_scenes:
+                enough = len(posed.photos) >= options.views_needed
+                if enough or scene_dir not in table_scenes:
                     scenes.append(_posed_scene(posed, name, "sfm", options.radius))
                     if posed.unposed:
                         skipped_photos[SKIP_UNREGISTERED] += len(posed.unposed)
@@ -232,7 +232,9 @@ def with_kept_models(source, files, sfm_dir):
     kept = {}
     for folder, _, names in os.walk(sfm_dir):
         relative = os.path.relpath(folder, sfm_dir).replace(os.sep, "/")
-        if not relative.endswith(SFM_MODEL_SUBDIR) or not sfm.existing_model(folder):
+        in_place = (relative == SFM_MODEL_SUBDIR
+                    or relative.endswith("/" + SFM_MODEL_SUBDIR))
+        if not in_place or not sfm.existing_model(folder):
             continue
         for file_name in names:
             kept[posixpath.normpath(posixpath.join(relative, file_name))] = \

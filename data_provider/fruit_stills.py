@@ -60,6 +60,11 @@ class ConversionOptions:
     # apple's 20 register from 512 up, 4 at 400; 640 takes 5-15 s there)
 
     @property
+    def views_needed(self):
+        """Views a scene needs: a context and a query, plus the held-out ones."""
+        return self.context_size + 1 + self.holdout_views
+
+    @property
     def pose_kind(self):
         """The pose source, with a lone --manifest meaning 'manifest'."""
         return "manifest" if self.manifest and self.poses == "fruit" else self.poses
@@ -222,8 +227,7 @@ def convert(options, progress_stream=sys.stderr):
         photos_written=sum(view_counts), files_written=dict(writer.files_written),
         seconds=time.monotonic() - started,
         pose_sources=collections.Counter(scene.pose_source for scene in plan.scenes),
-        max_abs_roll_degrees=max(
-            [abs(roll) for scene in plan.scenes for roll in scene.rolls or ()] or [0.0]),
+        max_abs_roll_degrees=max(_largest_roll(scene) for scene in plan.scenes),
         holdout_views=options.holdout_views)
 
 
@@ -243,7 +247,7 @@ def _plan(source, files, photos, options, progress_stream):
 def _with_enough_views(plan, options):
     """The plan without scenes too small for a context plus a query (plus
     the held-out views), each reported with its numbers."""
-    needed = options.context_size + 1 + options.holdout_views
+    needed = options.views_needed
     kept, skipped_scenes = [], list(plan.skipped_scenes)
     skipped_photos = collections.Counter(plan.skipped_photos)
     for scene in plan.scenes:
@@ -348,6 +352,11 @@ def _by_capture_time(views):
     return sorted(views, key=lambda view: view.capture_time)
 
 
+def _largest_roll(scene):
+    """The largest roll (degrees) undone in a scene's photos; 0 for none."""
+    return max([abs(roll) for roll in scene.rolls or ()] or [0.0])
+
+
 def _write_preview(path, plan, scenes, test_indices, holdout_views):
     """A contact sheet of a few scenes spread evenly over the written set."""
     count = len(plan.scenes)
@@ -360,7 +369,7 @@ def _write_preview(path, plan, scenes, test_indices, holdout_views):
         if holdout_views:
             held = [i + 1 for i in held_out_views(len(scene.photos), holdout_views)]
             split = f"views {', '.join(map(str, held))} held out for test"
-        roll = max([abs(r) for r in scene.rolls or ()] or [0.0])
+        roll = _largest_roll(scene)
         rows.append(contact_sheet.SheetRow(
             f"{scene.name}  ({len(scene.photos)} views, {split}; poses from the "
             f"{scene.pose_source}" + (f", largest roll {roll:.1f} deg" if roll else "")

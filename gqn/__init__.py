@@ -6,8 +6,10 @@ switches TensorFlow 2.x into that mode (as TF 1.15 behaves by default).
 Importing it first also keeps TensorFlow's start-up log quiet: on a machine
 without a GPU TensorFlow prints about ten lines (CUDA/cuDNN/cuFFT/cuBLAS
 "factory" errors, TensorRT, the CPU-instructions notice) that tell a user
-nothing. Setting TF_CPP_MIN_LOG_LEVEL yourself, or giving a command
---verbosity, brings them back.
+nothing. That level (3) hides TensorFlow's C++ error lines too; its Python
+exceptions, which the commands report, still carry their messages. Setting
+TF_CPP_MIN_LOG_LEVEL yourself, or giving a command --verbosity, brings the
+log back.
 """
 import logging as _logging
 import os as _os

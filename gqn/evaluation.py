@@ -55,11 +55,14 @@ def nearest_context_views(scenes):
 
 def summarise(per_example):
     """{name: values} -> {name: {'mean', 'stderr'}} (stderr 0 for one value).
-    NaN values (a masked metric of a view without the object) are left out."""
+    NaN values (a masked metric of a view without the object) are left out,
+    and a metric with no value left is not reported."""
     summary = {}
     for name, values in per_example.items():
         values = np.asarray(values, np.float64)
         values = values[~np.isnan(values)]
+        if not len(values):  # e.g. no view shows the object
+            continue
         stderr = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
         summary[name] = {"mean": float(values.mean()), "stderr": float(stderr)}
     return summary
@@ -136,7 +139,7 @@ def format_table(results):
     """results: {row label: summary} -> aligned text table of means."""
     columns = ELBO_TERMS + IMAGE_METRICS
     if any("fruit_psnr" in summary for summary in results.values()):
-        columns += ("fruit_psnr",)
+        columns += MASKED_METRICS
     lines = [f"{'':<24}" + "".join(f"{name:>14}" for name in columns)]
     for label, summary in results.items():
         cells = "".join(

@@ -53,7 +53,8 @@ def context_from_records(image_size, context_size):
     """(context frames, raw context poses, held-out photos and their raw
     poses, or None where the set holds no views out of training)."""
     # The test split yields one example per held-out view of each scene.
-    per_scene = max(1, get_dataset_info(FLAGS.dataset, FLAGS.data_dir).holdout_views)
+    held_out_views = get_dataset_info(FLAGS.dataset, FLAGS.data_dir).holdout_views
+    per_scene = max(1, held_out_views)
     scenes = load_scenes(FLAGS.dataset, FLAGS.data_dir, context_size,
                          (FLAGS.scene_index + 1) * per_scene, image_size=image_size,
                          seed=FLAGS.seed)
@@ -62,7 +63,7 @@ def context_from_records(image_size, context_size):
                          f"only {len(scenes['target']) // per_scene} scenes")
     first = FLAGS.scene_index * per_scene
     held_out = None
-    if per_scene > 1:
+    if held_out_views:
         part = slice(first, first + per_scene)
         held_out = scenes["target"][part], decode_poses_np(scenes["query_pose"][part])
     return (scenes["context_frames"][first],
