@@ -427,6 +427,18 @@ def still_life_scene(rng):
                  subjects=fruit)
 
 
+def photographed_from_above(poses, height=0.7, aim_z=-0.2):
+    """Fruit-table poses (positions and yaws) raised to `height` and pitched
+    down at the fruit (aim_z: among them, a little above the table top at
+    -0.25), as someone photographing a still life holds the camera; at the
+    table's own z = 0 and pitch 0 the cameras see the table edge on, and
+    structure from motion registers 4 of 12 views."""
+    poses = np.array(poses, np.float64)
+    poses[:, 2] = height
+    poses[:, 4] = -np.arctan2(height - aim_z, np.hypot(poses[:, 0], poses[:, 1]))
+    return poses
+
+
 def still_life_layout(index, num_scenes):
     """Views of scene `index` of a split: the first 129/235 use 12."""
     return 12 if index < round(num_scenes * _TWELVE_VIEW_FRACTION) else 8

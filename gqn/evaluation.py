@@ -18,8 +18,6 @@ from gqn.predictor import Predictor
 
 ELBO_TERMS = ("elbo", "kl", "nll", "bits_per_dim")
 IMAGE_METRICS = ("mse", "psnr", "ssim", "sharpness")
-# With object masks (model.TARGET_MASK_KEY): the error on the object alone.
-MASKED_METRICS = ("fruit_mse", "fruit_psnr")
 MAX_GRID_SCENES = 8
 
 
@@ -99,7 +97,7 @@ def evaluate_model(predictor, scenes, metrics, num_samples, batch_size=8):
 
 def image_metric_names(scenes):
     """The image metrics `scenes` allow: the masked ones need object masks."""
-    return IMAGE_METRICS + (MASKED_METRICS if TARGET_MASK_KEY in scenes else ())
+    return IMAGE_METRICS + (objective.MASKED_METRICS if TARGET_MASK_KEY in scenes else ())
 
 
 def evaluate_baselines(scenes, metrics):
@@ -139,7 +137,7 @@ def format_table(results):
     """results: {row label: summary} -> aligned text table of means."""
     columns = ELBO_TERMS + IMAGE_METRICS
     if any("fruit_psnr" in summary for summary in results.values()):
-        columns += MASKED_METRICS
+        columns += objective.MASKED_METRICS
     lines = [f"{'':<24}" + "".join(f"{name:>14}" for name in columns)]
     for label, summary in results.items():
         cells = "".join(

@@ -37,7 +37,6 @@ EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
                 "sharpness", "blockiness")
 NUM_DEBUG_IMAGES = 3
 NOISE_SEED_KEY = "noise_seed"
-MASKED_EVAL_METRICS = ("fruit_mse", "fruit_psnr")
 # Training scalars are also named `progress/<name>` so that session hooks
 # outside the model_fn (progress log, NaN guard) can fetch them on CPU/GPU.
 PROGRESS_SCOPE = "progress"

@@ -47,6 +47,10 @@ def image_metrics(target, image):
     }
 
 
+# The names masked_image_metrics reports.
+MASKED_METRICS = ("fruit_mse", "fruit_psnr")
+
+
 def masked_image_metrics(target, image, mask):
     """MSE and PSNR (dB) over the pixels `mask` (B, H, W, 1) in [0, 1] marks,
     weighted by it, per example: the error on the object (the fruit) apart
@@ -59,8 +63,8 @@ def masked_image_metrics(target, image, mask):
     squared = tf.reduce_sum(mask * tf.square(target - image), axis=[1, 2, 3])
     mse = tf.where(covered > 0, squared / tf.maximum(covered, 1e-12),
                    tf.fill(tf.shape(covered), float("nan")))
-    return {"fruit_mse": mse,
-            "fruit_psnr": -10.0 * tf.log(tf.maximum(mse, 1e-10)) / math.log(10.0)}
+    psnr = -10.0 * tf.log(tf.maximum(mse, 1e-10)) / math.log(10.0)
+    return dict(zip(MASKED_METRICS, (mse, psnr)))
 
 
 def _colour_steps(images):

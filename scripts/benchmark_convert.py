@@ -136,10 +136,8 @@ def decode_ms(photos, repeats=2):
 
 def still_life_photos(seed):
     """12 textured 640x480 JPEGs of still life `seed` from the 12-view layout
-    at z = 0.7, pitched down at the fruit (z = -0.2 at the table centre)."""
-    poses = FRUIT_LAYOUTS[12].astype(np.float64)
-    poses[:, 2] = 0.7
-    poses[:, 4] = -np.arctan2(poses[:, 2] + 0.2, np.hypot(poses[:, 0], poses[:, 1]))
+    photographed from above (synthetic.photographed_from_above)."""
+    poses = synthetic.photographed_from_above(FRUIT_LAYOUTS[12])
     scene = synthetic.still_life_scene(np.random.default_rng(seed))
     views = synthetic.render(scene, poses, *SFM_PHOTO_SIZE, textured=True)
     return [(f"IMG_{index + 1:04d}.jpg", record_writer.encode_jpeg(view, quality=90))

@@ -19,9 +19,9 @@ from PIL import Image
 from data_provider import synthetic
 from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.scene_arrays import load_scenes
-from gqn import hardware
+from gqn import hardware, objective
 from gqn.config import GQNConfig, config_path
-from gqn.model_fn import EVAL_METRICS, MASKED_EVAL_METRICS, TRAIN_SCALARS
+from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS
 from gqn.predictor import Predictor
 from tests.capture_helpers import apple  # noqa: F401  (a fixture)
 from tests.capture_helpers import lay_out
@@ -65,7 +65,8 @@ def test_train_resume_progress_and_summaries(pretrained):
     train_tags = event_tags(str(model_dir))
     assert set(TRAIN_SCALARS) | {"target", "generation", "examples/sec"} <= train_tags
     # generated scenes carry object masks: the error on the objects too
-    assert set(EVAL_METRICS) | set(MASKED_EVAL_METRICS) <= event_tags(str(model_dir / "eval"))
+    assert set(EVAL_METRICS) | set(objective.MASKED_METRICS) <= event_tags(
+        str(model_dir / "eval"))
 
 
 def test_flag_contradicting_saved_config_is_refused(pretrained, workspace):

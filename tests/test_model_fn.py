@@ -10,7 +10,7 @@ from tensorflow.python.summary.summary_iterator import summary_iterator
 
 from gqn import estimator, model, objective
 from gqn.model import TARGET_MASK_KEY
-from gqn.model_fn import EVAL_METRICS, MASKED_EVAL_METRICS, TRAIN_SCALARS, model_fn_builder
+from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS, model_fn_builder
 from tests.tiny import constant_batch, random_batch, tiny_config
 
 MODES = tf.estimator.ModeKeys
@@ -85,7 +85,7 @@ def test_eval_with_object_masks_adds_fruit_metrics_and_skips_views_without_fruit
                                         {"batch_size": 4},
                                         tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
         metric_fn, tensors = spec.eval_metrics
-        assert set(tensors) == set(EVAL_METRICS) | set(MASKED_EVAL_METRICS)
+        assert set(tensors) == set(EVAL_METRICS) | set(objective.MASKED_METRICS)
         metrics = metric_fn(**tensors)
         with tf.Session() as session:
             session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])

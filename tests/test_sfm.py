@@ -40,20 +40,8 @@ APPLE = os.path.join(REPO, "..", "shared", "data", "real", "apple")
 APPLE_IMAGE_SIZE = 640
 STILL_LIFE_SEED = 1
 STILL_LIFE_SIZE = (640, 480)
-AIM_Z = -0.2  # among the fruit, a little above the table top at -0.25
 EXIF_ORIENTATION = 0x0112
 ROTATED_VIEWS = (2, 7)  # stored sideways with EXIF orientation 6, like phones do
-
-
-def still_life_poses():
-    """The 12-view fruit layout (its positions and yaws), raised to z = 0.7
-    and pitched down at the fruit: at the layout's own z = 0 and pitch 0 the
-    cameras see the table edge on and only 4 of 12 register."""
-    poses = FRUIT_LAYOUTS[12].astype(np.float64)
-    poses[:, 2] = 0.7
-    distance = np.hypot(poses[:, 0], poses[:, 1])
-    poses[:, 4] = -np.arctan2(poses[:, 2] - AIM_Z, distance)
-    return poses
 
 
 def sideways_jpeg(view):
@@ -97,7 +85,7 @@ def aligned(estimated_centres, true_centres):
 def still_life(tmp_path_factory):
     """SfM of a textured 12-view still life with known poses; photos named
     in a subfolder, two stored sideways with EXIF orientation, one a PNG."""
-    poses = still_life_poses()
+    poses = synthetic.photographed_from_above(FRUIT_LAYOUTS[12])
     scene = synthetic.still_life_scene(np.random.default_rng(STILL_LIFE_SEED))
     views = synthetic.render(scene, poses, *STILL_LIFE_SIZE, textured=True)
     photos = []
