@@ -32,7 +32,7 @@ import numpy as np
 
 from data_provider import record_writer
 from data_provider.fruit_poses import FRUIT_LAYOUTS
-from gqn.poses import viewing_direction
+from gqn.poses import camera_axes_np, encode_poses_np, image_plane_offsets
 
 PRESETS = ("rooms", "still_life")
 _EPS = 1e-4
@@ -203,18 +203,13 @@ class Scene:
 
 def camera_rays(raw_poses, width, height, fov_y):
     """Unit ray directions (V, H, W, 3) through pixel centres of each pose."""
-    raw_poses = np.asarray(raw_poses, np.float32)
-    yaw, pitch = raw_poses[:, 3], raw_poses[:, 4]
-    forward = viewing_direction(yaw, pitch).astype(np.float32)
-    # forward x z: the image's right, level with the floor (no roll).
-    right = np.stack([-np.sin(yaw), -np.cos(yaw), np.zeros_like(yaw)], -1)
-    up = np.cross(right, forward)
-    half_h = math.tan(fov_y / 2)
-    half_w = half_h * width / height
-    u = ((np.arange(width) + 0.5) / width * 2 - 1) * half_w
-    v = (1 - (np.arange(height) + 0.5) / height * 2) * half_h
-    dirs = (forward[:, None, None] + u[None, None, :, None] * right[:, None, None]
-            + v[None, :, None, None] * up[:, None, None])
+    forward, right, up = (axis[:, None, None, :] for axis in
+                          camera_axes_np(encode_poses_np(raw_poses)))
+    half_height = math.tan(fov_y / 2)
+    across = image_plane_offsets(width, half_height * width / height)
+    down = -image_plane_offsets(height, half_height)
+    dirs = (forward + across[None, None, :, None] * right
+            + down[None, :, None, None] * up)
     return _normalize(dirs).astype(np.float32)
 
 
@@ -375,7 +370,7 @@ def rooms_scene(rng):
     places = _place(rng, footprints, area_radius=0.5)
     objects = [_room_object(rng, k, s, xy) for k, s, xy in zip(kinds, sizes, places)]
     light = [rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), 1.3]
-    return Scene(room, objects, light, ambient=0.3, fov_y=math.radians(50))
+    return Scene(room, objects, light, ambient=0.3, fov_y=math.radians(45))
 
 
 def ring_poses(rng, num_views, radius=0.9, height=0.4):

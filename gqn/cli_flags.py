@@ -104,7 +104,10 @@ def define_model_flags():
     flags.DEFINE_integer("hidden_channels", None, "ConvLSTM channels (paper: 256).")
     flags.DEFINE_integer("z_channels", None, "Latent channels (paper: 64).")
     flags.DEFINE_enum("representation", None, list(REPRESENTATIONS),
-                      "Scene encoder (paper Fig. S1).")
+                      "Scene encoder: 'tower' and 'pool' are the paper's (Fig. "
+                      "S1); 'sweep' reads the context views along the query "
+                      "camera's rays (set --hparams field_of_view=DEGREES to "
+                      "your camera's; default 45).")
     flags.DEFINE_enum("upsample", None, list(UPSAMPLERS),
                       "Canvas upsampling: 'transposed' is the paper's (4x4 block "
                       "artefacts); 'subpixel' and 'resize_conv' avoid them.")

@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 from gqn.poses import POSE_DIM
 
 CONFIG_FILE_NAME = "gqn_config.json"
-REPRESENTATIONS = ("tower", "pool")
+REPRESENTATIONS = ("tower", "pool", "sweep")
 
 
 def config_path(model_dir):
@@ -41,6 +41,13 @@ class GQNConfig:
     # networks
     representation: str = "tower"
     representation_channels: int = 256
+    # 'sweep' only (gqn.sweep): the cameras' field of view across the image
+    # side, in degrees (the records do not store it), and the depths along
+    # each query ray, in the poses' units.
+    field_of_view: float = 45.0
+    sweep_depths: int = 12
+    sweep_near: float = 0.4
+    sweep_far: float = 6.0
     hidden_channels: int = 256
     canvas_channels: int = 256
     z_channels: int = 64
@@ -115,7 +122,7 @@ class GQNConfig:
                     "canvas_channels", "z_channels", "lstm_kernel_size",
                     "seq_length", "batch_size", "learning_rate_anneal_steps",
                     "sigma_anneal_steps", "predict_samples",
-                    "discriminator_channels"]
+                    "discriminator_channels", "sweep_depths"]
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -141,6 +148,12 @@ class GQNConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"GQNConfig.{name} must be > 0, got "
                                  f"{getattr(self, name)!r}")
+        if not 0 < self.field_of_view < 180:
+            raise ValueError(f"GQNConfig.field_of_view must be between 0 and 180 "
+                             f"degrees, got {self.field_of_view!r}")
+        if not 0 < self.sweep_near < self.sweep_far < float("inf"):
+            raise ValueError(f"GQNConfig needs 0 < sweep_near < sweep_far, got "
+                             f"{self.sweep_near!r} and {self.sweep_far!r}")
         for name in ["adversarial_weight", "feature_matching_weight"]:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "

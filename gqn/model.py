@@ -54,11 +54,11 @@ def conditioning(features, config):
     compute dtype: the part of every core input that does not change across
     the L steps, computed once."""
     dtype = compute_dtype(config)
+    pose = tf.cast(features["query_pose"], dtype)
     r = representation.scene_representation(
         tf.cast(features["context_frames"], dtype),
-        tf.cast(features["context_poses"], dtype), config)
+        tf.cast(features["context_poses"], dtype), pose, config)
     size = config.latent_size
-    pose = tf.cast(features["query_pose"], dtype)
     pose = tf.tile(pose[:, None, None, :], [1, size, size, 1])
     return tf.concat([pose, r], axis=-1)
 

@@ -26,7 +26,8 @@ def _encode_with(ops, raw):
                        ops.sin(pitch), ops.cos(pitch)], axis=-1)
 
 
-_NUMPY_OPS = types.SimpleNamespace(concat=np.concatenate, sin=np.sin, cos=np.cos)
+_NUMPY_OPS = types.SimpleNamespace(concat=np.concatenate, sin=np.sin, cos=np.cos,
+                                   stack=np.stack, zeros_like=np.zeros_like)
 
 
 def encode_poses(raw):
@@ -54,6 +55,51 @@ def decode_poses_np(encoded):
     pitch = np.arctan2(encoded[..., 5], encoded[..., 6])
     return np.concatenate([encoded[..., :3], yaw[..., None], pitch[..., None]],
                           axis=-1).astype(np.float32)
+
+
+def _camera_axes_with(ops, encoded):
+    """Forward, right and up unit vectors (..., 3) of cameras given their
+    7-d poses. Forward is viewing_direction; right is level (the cameras
+    have no roll); up = right x forward."""
+    sin_yaw, cos_yaw = encoded[..., 3], encoded[..., 4]
+    sin_pitch, cos_pitch = encoded[..., 5], encoded[..., 6]
+    forward = ops.stack([cos_pitch * cos_yaw, -cos_pitch * sin_yaw, sin_pitch], axis=-1)
+    right = ops.stack([-sin_yaw, -cos_yaw, ops.zeros_like(sin_yaw)], axis=-1)
+    up = ops.stack([-cos_yaw * sin_pitch, sin_yaw * sin_pitch, cos_pitch], axis=-1)
+    return forward, right, up
+
+
+def camera_axes(encoded):
+    """Graph-mode camera axes of (..., 7) encoded poses (float32)."""
+    return _camera_axes_with(tf, tf.cast(encoded, tf.float32))
+
+
+def camera_axes_np(encoded):
+    """NumPy twin of camera_axes."""
+    return _camera_axes_with(_NUMPY_OPS, np.asarray(encoded))
+
+
+def image_plane_offsets(size, half_extent):
+    """Where the centres of `size` pixels (or grid cells) across an image lie
+    on the image plane at unit distance in front of the camera, first to
+    last, for an image reaching `half_extent` (tan of half its field of
+    view) to either side of the centre."""
+    return ((np.arange(size) + 0.5) / size * 2 - 1) * half_extent
+
+
+def ray_directions(encoded, size, field_of_view):
+    """Unit world directions (N, size, size, 3), float32, of the rays through
+    the cell centres of a size x size grid over the images of cameras with
+    (N, 7) encoded poses and a square `field_of_view` (radians); row 0 is
+    the top of the image."""
+    forward, right, up = (axis[:, None, None, :] for axis in camera_axes(encoded))
+    offsets = image_plane_offsets(int(size), np.tan(field_of_view / 2))
+    offsets = offsets.astype(np.float32)
+    across = tf.constant(offsets[None, None, :, None])
+    down = tf.constant(-offsets[None, :, None, None])
+    directions = forward + across * right + down * up
+    return directions * tf.math.rsqrt(tf.reduce_sum(tf.square(directions), -1,
+                                                    keepdims=True))
 
 
 def viewing_direction(yaw, pitch):

@@ -1,9 +1,11 @@
-"""Scene representation networks (paper Fig. S1): each context view and its
-pose are encoded independently and the codes are summed over views, so the
-representation does not depend on the order or number of views."""
+"""Scene representation networks. The paper's (Fig. S1): each context view
+and its pose are encoded independently and the codes are summed over views,
+so the representation does not depend on the order or number of views.
+'sweep' (gqn.sweep) reads the context views along the query's camera rays
+instead."""
 import tensorflow.compat.v1 as tf
 
-from gqn import layers
+from gqn import layers, sweep
 
 
 def _broadcast_pose(poses, size):
@@ -38,13 +40,20 @@ def pool(frames, poses, channels):
 ENCODERS = {"tower": tower, "pool": pool}
 
 
-def scene_representation(context_frames, context_poses, config):
-    """(B, M, H, W, 3), (B, M, 7) -> r (B, H/4, W/4, R), summed over the M
-    views; a pooled 1x1 code is broadcast to the latent grid."""
-    batch, views, height, width, _ = context_frames.shape.as_list()
-    frames = tf.reshape(context_frames, [batch * views, height, width, 3])
-    poses = tf.reshape(context_poses, [batch * views, config.pose_dim])
+def scene_representation(context_frames, context_poses, query_pose, config):
+    """(B, M, H, W, 3), (B, M, 7), (B, 7) -> r (B, H/4, W/4, R).
+
+    'tower' and 'pool' (the paper's): each view encoded on its own, the
+    codes summed over the M views (a pooled 1x1 code is broadcast to the
+    latent grid), whatever the query. 'sweep' (gqn.sweep): the context
+    views' features gathered along the query camera's rays."""
     with tf.variable_scope("representation", reuse=tf.AUTO_REUSE):
+        if config.representation == "sweep":
+            return sweep.sweep_representation(context_frames, context_poses,
+                                              query_pose, config)
+        batch, views, height, width, _ = context_frames.shape.as_list()
+        frames = tf.reshape(context_frames, [batch * views, height, width, 3])
+        poses = tf.reshape(context_poses, [batch * views, config.pose_dim])
         codes = ENCODERS[config.representation](
             frames, poses, config.representation_channels)
     code_shape = codes.shape.as_list()[1:]

@@ -34,6 +34,10 @@ def test_derived_sizes_follow_fields():
     ("lstm_kernel_size", 4, "lstm_kernel_size must be odd"),
     ("sigma_end", 0.0, "sigma_end must be > 0"),
     ("precision", "float16", "precision must be one of"),
+    ("field_of_view", 180.0, "field_of_view must be between 0 and 180"),
+    ("sweep_near", 0.0, "needs 0 < sweep_near < sweep_far"),
+    ("sweep_far", 0.3, "needs 0 < sweep_near < sweep_far"),
+    ("sweep_depths", 0, "sweep_depths must be a positive integer"),
 ])
 def test_validate_names_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):

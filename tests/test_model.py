@@ -22,21 +22,23 @@ def _run(fetches):
         return session.run(fetches)
 
 
-@pytest.mark.parametrize("kind", ["tower", "pool"])
+@pytest.mark.parametrize("kind", ["tower", "pool", "sweep"])
 @pytest.mark.parametrize("size", [16, 32])
 def test_module_shapes_are_static(kind, size):
     config = tiny_config(representation=kind, image_size=size)
     features, labels = constant_batch(config)
     batch, quarter = config.batch_size, size // 4
     r = representation.scene_representation(
-        features["context_frames"], features["context_poses"], config)
+        features["context_frames"], features["context_poses"],
+        features["query_pose"], config)
     assert r.shape.as_list() == [batch, quarter, quarter, config.representation_channels]
-    code = representation.ENCODERS[kind](
-        features["context_frames"][:, 0], features["context_poses"][:, 0],
-        config.representation_channels)
-    code_size = quarter if kind == "tower" else 1
-    assert code.shape.as_list() == [batch, code_size, code_size,
-                                    config.representation_channels]
+    if kind in representation.ENCODERS:  # the paper's per-view encoders
+        code = representation.ENCODERS[kind](
+            features["context_frames"][:, 0], features["context_poses"][:, 0],
+            config.representation_channels)
+        code_size = quarter if kind == "tower" else 1
+        assert code.shape.as_list() == [batch, code_size, code_size,
+                                        config.representation_channels]
     rendering = model.reconstruct(config, features, labels,
                                   model.standard_noise(config, batch))
     assert rendering.mean_image.shape.as_list() == [batch, size, size, 3]
