@@ -8,7 +8,7 @@ import sys
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 
-from gqn.config import (PRECISIONS, PRESETS, REPRESENTATIONS,
+from gqn.config import (ANNEALED_OVER_RUN, PRECISIONS, PRESETS, REPRESENTATIONS,
                         UPSAMPLERS, GQNConfig, preset)
 
 FLAGS = flags.FLAGS
@@ -119,6 +119,11 @@ def define_model_flags():
     flags.DEFINE_float("feature_matching_weight", None, "Sharpening: weight of "
                        "the L1 distance between the discriminator's features of "
                        "the target and of the generated view (default 0).")
+    flags.DEFINE_integer("anneal_steps", None, "Anneal the learning rate and "
+                         "the pixel sigma over this many steps (both "
+                         "learning_rate_anneal_steps and sigma_anneal_steps; "
+                         "default: the preset's). For a short run, its "
+                         "--max_steps.")
     flags.DEFINE_list("hparams", [], "Any other GQNConfig field as key=value, "
                       "e.g. 'learning_rate_start=1e-4,sigma_anneal_steps=50000'.")
 
@@ -165,6 +170,8 @@ def config_overrides():
     overrides = {field: getattr(FLAGS, name)
                  for name, field in MODEL_FLAG_FIELDS.items()
                  if FLAGS[name].present and getattr(FLAGS, name) is not None}
+    if FLAGS.anneal_steps is not None:
+        overrides.update(dict.fromkeys(ANNEALED_OVER_RUN, FLAGS.anneal_steps))
     overrides.update(parse_hparams(FLAGS.hparams))
     return overrides
 

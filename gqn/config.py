@@ -27,6 +27,8 @@ def config_path(model_dir):
 # then 3x3 conv) mix neighbouring cells into every output pixel.
 UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
 PRECISIONS = ("float32", "bfloat16")
+# The schedules' lengths, which a short run sets to its own length.
+ANNEALED_OVER_RUN = ("learning_rate_anneal_steps", "sigma_anneal_steps")
 # The representation and generator work at 1/4 of the image resolution.
 DOWNSAMPLE_FACTOR = 4
 
@@ -164,6 +166,11 @@ class GQNConfig:
                                  f"{getattr(self, name)!r}")
         return self
 
+    def annealed_over(self, steps):
+        """A copy whose learning rate and pixel sigma reach their end values
+        at `steps` (a short run's schedule: its length)."""
+        return self.replace(**dict.fromkeys(ANNEALED_OVER_RUN, steps))
+
     def replace(self, **changes):
         """A validated copy with `changes`; unknown names are refused."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
@@ -192,15 +199,22 @@ class GQNConfig:
                 raise ValueError(f"{path}: {error}") from None
 
 
+# What trains best in a few thousand steps (scripts/benchmark_quality.py,
+# docs/benchmarks.md): the sweep representation, a resize-conv canvas, and
+# Adam at 1e-3 annealed to 1e-4; both schedules end after 2,000 steps (set
+# --anneal_steps to a run's length).
+_SHORT_RUNS = dict(representation="sweep", upsample="resize_conv",
+                   learning_rate_start=1e-3, learning_rate_end=1e-4,
+                   learning_rate_anneal_steps=2000, sigma_anneal_steps=2000)
 # Named sizes used by the benchmark, the demo and --preset: the paper's model
-# and two that fit a laptop.
+# and two that fit a laptop and train in short runs.
 PRESETS = {
     "tiny": dict(image_size=32, seq_length=4, hidden_channels=64,
                  canvas_channels=64, representation_channels=64,
-                 z_channels=16, batch_size=16),
+                 z_channels=16, batch_size=16, **_SHORT_RUNS),
     "small": dict(image_size=64, seq_length=8, hidden_channels=128,
                   canvas_channels=128, representation_channels=128,
-                  z_channels=32, batch_size=8),
+                  z_channels=32, batch_size=8, **_SHORT_RUNS),
     "paper": {},
 }
 

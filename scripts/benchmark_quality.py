@@ -89,12 +89,12 @@ def data_root(output_dir):
 
 
 def base_config(finetune_steps):
+    """The preset at --img_size in bfloat16 (where the CPU has it), its
+    schedules annealed over the fine-tuning, and --hparams."""
     precision = hardware.effective_precision("bfloat16", False, print)
-    overrides = dict(image_size=FLAGS.img_size, upsample="resize_conv",
-                     precision=precision, learning_rate_start=1e-3,
-                     sigma_anneal_steps=finetune_steps)
-    overrides.update(parse_hparams(FLAGS.hparams))
-    return gqn_config_lib.preset(FLAGS.preset, **overrides)
+    config = gqn_config_lib.preset(FLAGS.preset, image_size=FLAGS.img_size,
+                                   precision=precision).annealed_over(finetune_steps)
+    return config.replace(**parse_hparams(FLAGS.hparams))
 
 
 def train(config, root, dataset, model_dir, steps, warm_start=None):
@@ -197,8 +197,8 @@ def main(_):
     models = os.path.join(output_dir, "models")
     pretrained = os.path.join(models, "pretrained")
     if any(name != "scratch" for name in FLAGS.variants):
-        train(config.replace(sigma_anneal_steps=pretrain_steps), root, "rooms",
-              pretrained, pretrain_steps)
+        train(config.annealed_over(pretrain_steps), root, "rooms", pretrained,
+              pretrain_steps)
         log(f"pretrained {pretrain_steps} steps on rooms")
     result = {"data_dir": root, "dataset": "still_life", "image_size": FLAGS.img_size,
               "seed": FLAGS.seed, "num_scenes": int(len(scenes["target"])),

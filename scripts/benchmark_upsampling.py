@@ -90,9 +90,8 @@ def main(_):
     print(f"generated {FLAGS.num_train_scenes}+{FLAGS.num_scenes} rooms of "
           f"{FLAGS.img_size}px in {time.time() - started:.0f} s", flush=True)
 
-    base = gqn_config_lib.preset(
-        "tiny", image_size=FLAGS.img_size, learning_rate_start=1e-3,
-        sigma_anneal_steps=FLAGS.steps)  # the demo's short-run schedule
+    base = gqn_config_lib.preset("tiny", image_size=FLAGS.img_size).annealed_over(
+        FLAGS.steps)
     scenes = load_scenes(DATASET, data_root, base.context_size, FLAGS.num_scenes,
                          image_size=FLAGS.img_size, seed=FLAGS.seed)
     metrics = evaluation.ImageMetrics(FLAGS.img_size)

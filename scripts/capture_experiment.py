@@ -43,9 +43,8 @@ def main(_):
     out = os.path.abspath(FLAGS.output_dir)
     stage = functools.partial(run_stage, os.path.join(out, "logs"))
     data, models = os.path.join(out, "data"), os.path.join(out, "models")
-    model_flags = ["--preset", "tiny", "--img_size", FLAGS.img_size, "--upsample",
-                   "resize_conv", "--precision", FLAGS.precision, "--context_size",
-                   FLAGS.context_size]
+    model_flags = ["--preset", "tiny", "--img_size", FLAGS.img_size, "--precision",
+                   FLAGS.precision, "--context_size", FLAGS.context_size]
     pretrained = FLAGS.pretrained_model_dir
     if pretrained is None:
         pretrained = os.path.join(models, "pretrained")
@@ -54,8 +53,7 @@ def main(_):
               "--num_test_scenes", 50, "--image_size", FLAGS.img_size, "--overwrite")
         stage("2: pretrain on rooms", "train_gqn_draw.py", "--data_dir", data,
               "--dataset", "rooms", "--model_dir", pretrained, *model_flags,
-              "--max_steps", FLAGS.pretrain_steps, "--hparams",
-              f"sigma_anneal_steps={FLAGS.pretrain_steps},learning_rate_start=1e-3",
+              "--max_steps", FLAGS.pretrain_steps, "--anneal_steps", FLAGS.pretrain_steps,
               "--save_checkpoints_steps", FLAGS.pretrain_steps, "--eval_steps", 5)
     stage("3: pose the capture (structure from motion) and convert",
           "convert_fruit_stills.py", "--input", FLAGS.photos, "--output_dir", data,
@@ -65,8 +63,7 @@ def main(_):
     train = ["--data_dir", data, "--dataset", "capture", "--max_steps",
              FLAGS.finetune_steps, "--save_checkpoints_steps", FLAGS.finetune_steps,
              "--log_every_steps", 50, "--eval_steps", 1, "--batch_size", 8,
-             "--hparams", f"sigma_anneal_steps={FLAGS.finetune_steps},"
-             "learning_rate_start=1e-3"]
+             "--anneal_steps", FLAGS.finetune_steps]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
           finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision)

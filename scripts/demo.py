@@ -35,8 +35,6 @@ flags.DEFINE_integer("batch_size", 16, "Training batch size.")
 flags.DEFINE_integer("pretrain_steps", 500, "Pretraining steps.")
 flags.DEFINE_integer("finetune_steps", 200, "Fine-tuning steps (and the same "
                      "for the from-scratch comparison).")
-flags.DEFINE_string("upsample", "resize_conv", "Canvas upsampling (see --help "
-                    "of train_gqn_draw.py).")
 flags.DEFINE_string("precision", "bfloat16", "Compute precision of the networks "
                     "(falls back to float32, saying so, where the CPU lacks bfloat16).")
 flags.DEFINE_list("train_flags", [], "Extra flags for every training run, "
@@ -51,8 +49,8 @@ def main(_):
     models = os.path.join(out, "models")
     started = time.time()
     model_flags = ["--preset", FLAGS.preset, "--img_size", FLAGS.img_size,
-                   "--batch_size", FLAGS.batch_size, "--upsample", FLAGS.upsample,
-                   "--precision", FLAGS.precision, *FLAGS.train_flags]
+                   "--batch_size", FLAGS.batch_size, "--precision", FLAGS.precision,
+                   *FLAGS.train_flags]
 
     rooms_root, rooms = FLAGS.rooms_data_dir, FLAGS.rooms_dataset
     if rooms_root is None:
@@ -63,8 +61,7 @@ def main(_):
               FLAGS.img_size, "--overwrite")
     stage("2: pretrain", "train_gqn_draw.py", "--data_dir", rooms_root, "--dataset",
           rooms, "--model_dir", os.path.join(models, "pretrained"), *model_flags,
-          "--max_steps", FLAGS.pretrain_steps, "--hparams",
-          f"sigma_anneal_steps={FLAGS.pretrain_steps},learning_rate_start=1e-3",
+          "--max_steps", FLAGS.pretrain_steps, "--anneal_steps", FLAGS.pretrain_steps,
           "--log_every_steps", 100, "--save_checkpoints_steps", 500,
           "--eval_steps", 5, "--debug")
 
@@ -79,11 +76,9 @@ def main(_):
           "--output_dir", data, "--name", "fruit_stills", "--image_size",
           FLAGS.img_size, "--test_fraction", 0.2, "--overwrite")
 
-    finetune_hparams = ["--hparams", f"sigma_anneal_steps={FLAGS.finetune_steps},"
-                        "learning_rate_start=1e-3"]
     fruit = ["--data_dir", data, "--dataset", "fruit_stills", "--max_steps",
-             FLAGS.finetune_steps, "--log_every_steps", 50, "--eval_steps", 5,
-             "--save_checkpoints_steps", 500, *finetune_hparams]
+             FLAGS.finetune_steps, "--anneal_steps", FLAGS.finetune_steps,
+             "--log_every_steps", 50, "--eval_steps", 5, "--save_checkpoints_steps", 500]
     stage("5: fine-tune", "train_gqn_draw.py", *fruit, "--model_dir",
           os.path.join(models, "finetuned"), "--warm_start_from",
           os.path.join(models, "pretrained"), *FLAGS.train_flags)

@@ -15,8 +15,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_MODEL_FLAGS = ["--preset", "tiny", "--img_size", "16", "--batch_size", "4",
                     "--context_size", "3", "--seq_length", "2",
                     "--hidden_channels", "8", "--z_channels", "4",
-                    "--hparams", "representation_channels=8,canvas_channels=8,"
-                    "lstm_kernel_size=3,sigma_anneal_steps=20"]
+                    "--anneal_steps", "20", "--hparams",
+                    "representation_channels=8,canvas_channels=8,lstm_kernel_size=3"]
 
 
 def run_cli(script, *args, timeout=300):

@@ -57,6 +57,8 @@ def test_train_resume_progress_and_summaries(pretrained):
     model_dir, first, resumed = pretrained
     config = GQNConfig.load(config_path(str(model_dir)))
     assert (config.image_size, config.hidden_channels, config.seq_length) == (16, 8, 2)
+    assert config.representation == "sweep"  # the tiny preset's
+    assert config.learning_rate_anneal_steps == config.sigma_anneal_steps == 20
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-6")
     assert int(tf.train.load_variable(str(model_dir), "global_step")) == 6
     assert "step 4/4" in first.stderr and "examples/s" in first.stderr

@@ -49,6 +49,12 @@ def test_unknown_field_refused():
         GQNConfig().replace(hiden_channels=3)
 
 
+def test_annealed_over_sets_both_schedules():
+    config = preset("tiny").annealed_over(300)
+    assert (config.learning_rate_anneal_steps, config.sigma_anneal_steps) == (300, 300)
+    assert config.replace(learning_rate_anneal_steps=2000, sigma_anneal_steps=2000) == preset("tiny")
+
+
 def test_json_round_trip(tmp_path):
     config = preset("tiny", representation="pool", upsample="subpixel")
     path = str(tmp_path / "gqn_config.json")
@@ -67,6 +73,11 @@ def test_load_rejects_bad_json_with_path(tmp_path):
 def test_presets():
     assert preset("tiny").image_size == 32 and preset("tiny").seq_length == 4
     assert preset("small").hidden_channels == 128
+    for name in ("tiny", "small"):  # the short-run settings
+        config = preset(name)
+        assert (config.representation, config.upsample) == ("sweep", "resize_conv")
+        assert (config.learning_rate_start, config.learning_rate_end) == (1e-3, 1e-4)
+        assert config.learning_rate_anneal_steps == config.sigma_anneal_steps == 2000
     assert preset("paper") == GQNConfig()
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         preset("huge")

@@ -175,6 +175,18 @@ def test_paper_train_step_lowers_to_xla_at_a_static_batch():
     assert {"f32[5,5,583,1024]", "f32[5,5,1079,1024]"} <= shapes
 
 
+def test_sweep_train_step_lowers_to_xla_at_a_static_batch():
+    """The tiny preset's step with the sweep representation (projection,
+    the bilinear sampling matmul, the softmax over depths) passes the
+    TF->XLA bridge too."""
+    summary, _ = run_child("tests.xla_train_step", "tiny", 2, timeout=240)
+    shapes = set(summary["shapes"])
+    assert "f32[2,5,32,32,3]" in shapes  # context frames
+    # sampling weights: 8x8 query cells x 12 depths, over 16x16 features
+    assert "f32[2,5,768,256]" in shapes
+    assert summary["adam_updates"] > 0
+
+
 def test_unreachable_tpu_fails_fast_with_its_name(data_root):
     start = time.time()
     result = run_cli(TRAIN, "--data_dir", data_root / "data", "--dataset", "rooms",
