@@ -4,7 +4,7 @@
     python3 train_gqn_draw.py --data_dir D --dataset fruit_stills --model_dir F \\
         --warm_start_from M --max_steps 20000
     python3 train_gqn_draw.py --data_dir D --dataset fruit_stills --model_dir S \
-        --warm_start_from M --adversarial_weight 0.1 --feature_matching_weight 1
+        --warm_start_from M --adversarial_weight 5 --feature_matching_weight 10
                                                   # sharpen with a discriminator
     python3 train_gqn_draw.py --model_dir M --export_dir E       # export only
     python3 train_gqn_draw.py ... --strategy mirrored            # every local GPU

@@ -7,6 +7,7 @@ does not cost a full decode, then EXIF-oriented, made RGB and cropped.
 """
 import dataclasses
 import io
+import math
 import warnings
 from typing import Optional
 
@@ -43,6 +44,15 @@ def crop_geometry(width, height, size):
                max(short_side, round(height * scale)))
     left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
     return resized, (left, top, left + size, top + size)
+
+
+def cropped_field_of_view(short_side_degrees):
+    """The field of view (degrees) of a converted frame from a camera with
+    `short_side_degrees` across the photo's short side: the frame keeps
+    1 / SHORT_SIDE_PER_OUTPUT of that side. The sweep representation needs
+    it (--hparams field_of_view=...)."""
+    half = math.tan(math.radians(short_side_degrees) / 2) / SHORT_SIDE_PER_OUTPUT
+    return math.degrees(2 * math.atan(half))
 
 
 def to_rgb(image):

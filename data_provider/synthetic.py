@@ -36,6 +36,9 @@ from gqn.poses import camera_axes_np, encode_poses_np, image_plane_offsets
 
 PRESETS = ("rooms", "still_life")
 _EPS = 1e-4
+# Every generated camera's vertical field of view (the sweep representation's
+# default, GQNConfig.field_of_view).
+FIELD_OF_VIEW_DEGREES = 45.0
 _TWELVE_VIEW_FRACTION = 129 / 235  # scenes 1-129 of the 235 fruit scenes
 
 
@@ -370,7 +373,8 @@ def rooms_scene(rng):
     places = _place(rng, footprints, area_radius=0.5)
     objects = [_room_object(rng, k, s, xy) for k, s, xy in zip(kinds, sizes, places)]
     light = [rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5), 1.3]
-    return Scene(room, objects, light, ambient=0.3, fov_y=math.radians(45))
+    return Scene(room, objects, light, ambient=0.3,
+                 fov_y=math.radians(FIELD_OF_VIEW_DEGREES))
 
 
 def ring_poses(rng, num_views, radius=0.9, height=0.4):
@@ -418,8 +422,8 @@ def still_life_scene(rng):
                                _colour(rng, hue, saturation, (0.6, 0.95)),
                                yaw=rng.uniform(0, np.pi)))
     light = [rng.uniform(-1, 1), rng.uniform(-1, 1), 1.2]
-    return Scene(room, [table] + fruit, light, ambient=0.35, fov_y=math.radians(45),
-                 subjects=fruit)
+    return Scene(room, [table] + fruit, light, ambient=0.35,
+                 fov_y=math.radians(FIELD_OF_VIEW_DEGREES), subjects=fruit)
 
 
 def photographed_from_above(poses, height=0.7, aim_z=-0.2):

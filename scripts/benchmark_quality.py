@@ -57,8 +57,8 @@ flags.DEFINE_integer("seed", 0, "Data, view-draw, weight and noise seed.")
 flags.DEFINE_integer("img_size", 32, "Image side.")
 flags.DEFINE_string("preset", "tiny", "Model size preset.")
 flags.DEFINE_list("variants", ["scratch", "finetuned", "sharpened"], "Variants to train.")
-flags.DEFINE_float("adversarial_weight", 0.05, "The sharpened variant's GAN weight.")
-flags.DEFINE_float("feature_matching_weight", 1.0, "The sharpened variant's "
+flags.DEFINE_float("adversarial_weight", 5.0, "The sharpened variant's GAN weight.")
+flags.DEFINE_float("feature_matching_weight", 10.0, "The sharpened variant's "
                    "feature-matching weight.")
 flags.DEFINE_list("hparams", [], "GQNConfig fields for every variant, key=value "
                   "(e.g. sigma_end=0.3).")
@@ -66,8 +66,8 @@ flags.DEFINE_integer("evaluations", 4, "Evaluations along the fine-tuning.")
 flags.DEFINE_integer("eval_scenes", 40, "Held-out still lifes evaluated.")
 flags.mark_flag_as_required("output_dir")
 
-PRETRAIN_STEPS_PER_MINUTE = 1000 / 30
-FINETUNE_STEPS_PER_MINUTE = 800 / 30
+PRETRAIN_STEPS_PER_MINUTE = 1500 / 30
+FINETUNE_STEPS_PER_MINUTE = 1200 / 30
 ROOM_SCENES, STILL_LIFE_SCENES = 800, 400
 GRID_SCENES = 8
 CURVES = (("psnr", "PSNR (dB)"), ("fruit_psnr", "PSNR on the fruit (dB)"),

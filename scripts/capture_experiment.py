@@ -20,6 +20,7 @@ import os
 
 from absl import app, flags
 
+from data_provider.photo_preprocess import cropped_field_of_view
 from scripts.stages import REPO, run_stage
 
 FLAGS = flags.FLAGS
@@ -35,6 +36,13 @@ flags.DEFINE_integer("pretrain_steps", 500, "Pretraining steps, without "
                      "--pretrained_model_dir.")
 flags.DEFINE_integer("finetune_steps", 300, "Fine-tuning steps (and the same from "
                      "scratch).")
+# The apple capture's camera across the photos' short side: 2 atan(1 / f)
+# for the focal length f = 3.52 (NDC units) in its gt_cameras.npz.
+APPLE_FIELD_OF_VIEW = 31.8
+flags.DEFINE_float("camera_field_of_view", APPLE_FIELD_OF_VIEW, "Degrees the "
+                   "camera sees across the photos' short side (default: the "
+                   "apple capture's); the sweep representation is told the "
+                   "converted frames' share of it.")
 flags.DEFINE_string("precision", "bfloat16", "Compute precision (float32 where the "
                     "CPU lacks bfloat16).")
 
@@ -63,7 +71,8 @@ def main(_):
     train = ["--data_dir", data, "--dataset", "capture", "--max_steps",
              FLAGS.finetune_steps, "--save_checkpoints_steps", FLAGS.finetune_steps,
              "--log_every_steps", 50, "--eval_steps", 1, "--batch_size", 8,
-             "--anneal_steps", FLAGS.finetune_steps]
+             "--anneal_steps", FLAGS.finetune_steps, "--hparams",
+             f"field_of_view={cropped_field_of_view(FLAGS.camera_field_of_view):.2f}"]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
           finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision)

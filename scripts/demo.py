@@ -18,6 +18,8 @@ import time
 
 from absl import app, flags
 
+from data_provider import synthetic
+from data_provider.photo_preprocess import cropped_field_of_view
 from scripts.stages import run_stage
 
 FLAGS = flags.FLAGS
@@ -28,18 +30,23 @@ flags.DEFINE_string("rooms_dataset", "rooms", "Dataset name for pretraining.")
 flags.DEFINE_string("fruit_zip", None, "The fruit still-life zip (or your "
                     "photos' zip); default: a generated look-alike.")
 flags.DEFINE_integer("num_room_scenes", 800, "Generated training rooms.")
-flags.DEFINE_integer("num_still_life_scenes", 120, "Generated still-life scenes.")
+flags.DEFINE_integer("num_still_life_scenes", 400, "Generated still-life scenes "
+                     "(a fifth of them held out).")
 flags.DEFINE_string("preset", "tiny", "Model size preset (tiny, small, paper).")
 flags.DEFINE_integer("img_size", 32, "Image side for every stage.")
 flags.DEFINE_integer("batch_size", 16, "Training batch size.")
-flags.DEFINE_integer("pretrain_steps", 500, "Pretraining steps.")
-flags.DEFINE_integer("finetune_steps", 200, "Fine-tuning steps (and the same "
+flags.DEFINE_integer("pretrain_steps", 1500, "Pretraining steps.")
+flags.DEFINE_integer("finetune_steps", 600, "Fine-tuning steps (and the same "
                      "for the from-scratch comparison).")
 flags.DEFINE_string("precision", "bfloat16", "Compute precision of the networks "
                     "(falls back to float32, saying so, where the CPU lacks bfloat16).")
 flags.DEFINE_list("train_flags", [], "Extra flags for every training run, "
                   "e.g. --use_tpu,--tpu=NAME.")
 flags.DEFINE_integer("eval_scenes", 32, "Test scenes evaluated.")
+flags.DEFINE_float("camera_field_of_view", synthetic.FIELD_OF_VIEW_DEGREES,
+                   "Degrees the photos' camera sees across their short side "
+                   "(default: the generated photos'); the converted frames see "
+                   "less, and the sweep representation is told that.")
 
 
 def main(_):
@@ -78,7 +85,8 @@ def main(_):
 
     fruit = ["--data_dir", data, "--dataset", "fruit_stills", "--max_steps",
              FLAGS.finetune_steps, "--anneal_steps", FLAGS.finetune_steps,
-             "--log_every_steps", 50, "--eval_steps", 5, "--save_checkpoints_steps", 500]
+             "--log_every_steps", 50, "--eval_steps", 5, "--save_checkpoints_steps", 500,
+             "--hparams", f"field_of_view={cropped_field_of_view(FLAGS.camera_field_of_view):.2f}"]
     stage("5: fine-tune", "train_gqn_draw.py", *fruit, "--model_dir",
           os.path.join(models, "finetuned"), "--warm_start_from",
           os.path.join(models, "pretrained"), *FLAGS.train_flags)

@@ -9,6 +9,7 @@ with the right pose.
 import csv
 import glob
 import io
+import math
 import os
 import random
 import struct
@@ -22,11 +23,12 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from data_provider import datasets, photo_layouts, photo_source
+from data_provider import datasets, photo_layouts, photo_source, synthetic
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from data_provider.fruit_stills import ConversionOptions, convert, split_scenes
 from data_provider.gqn_tfr_provider import gqn_input_fn
-from data_provider.photo_preprocess import convert_photo, crop_geometry
+from data_provider.photo_preprocess import (convert_photo, crop_geometry,
+                                            cropped_field_of_view)
 from data_provider.photo_source import InputError
 from gqn.poses import encode_poses_np
 
@@ -283,6 +285,25 @@ def test_crop_geometry_matches_the_seed_and_other_shapes():
     assert crop_geometry(1000, 1000, 64) == ((72, 72), (4, 4, 68, 68))
     assert crop_geometry(1920, 1080, 64) == ((128, 72), (32, 4, 96, 68))
     assert crop_geometry(4032, 3024, 128) == ((192, 144), (32, 8, 160, 136))
+
+
+def test_converted_frame_sees_the_cropped_field_of_view():
+    # A 4:3 photo of a still life at the generator's 45 degrees, converted,
+    # must match a square render at cropped_field_of_view(45) (about 40.4),
+    # not one at 45: that is the angle a sweep model is told.
+    scene, poses = synthetic.make_scene("still_life", 3, "train", 0, 1, 12)
+    photo = synthetic.render(scene, poses[:1], 288, 216)[0]
+    frame = convert_photo("p.png", png_bytes(Image.fromarray(photo)), 32).pixels.astype(float)
+    cropped = cropped_field_of_view(synthetic.FIELD_OF_VIEW_DEGREES)
+    assert cropped == pytest.approx(40.42, abs=0.01)
+
+    def square_render(degrees):
+        scene.fov_y = math.radians(degrees)
+        return synthetic.render(scene, poses[:1], 32, 32, supersample=3)[0].astype(float)
+
+    matched = np.abs(frame - square_render(cropped)).mean()
+    assert matched < 1.5
+    assert np.abs(frame - square_render(synthetic.FIELD_OF_VIEW_DEGREES)).mean() > 3 * matched
 
 
 def test_phone_sized_photo_keeps_exactly_the_seed_crop_window():
