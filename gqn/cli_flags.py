@@ -190,6 +190,8 @@ def resolve_config(saved, overrides, saved_path=None):
                 flag = next((name for name, f in MODEL_FLAG_FIELDS.items()
                              if f == field), None)
                 given = f"--{flag}={value}" if flag else f"--hparams {field}={value}"
+                if field in ANNEALED_OVER_RUN:
+                    given = f"--anneal_steps or {given}"
                 raise FlagError(f"{given} contradicts {field}="
                                 f"{getattr(saved, field)!r} saved in {saved_path}; "
                                 "use a new --model_dir to change it")

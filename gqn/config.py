@@ -153,6 +153,9 @@ class GQNConfig:
         if not 0 < self.field_of_view < 180:
             raise ValueError(f"GQNConfig.field_of_view must be between 0 and 180 "
                              f"degrees, got {self.field_of_view!r}")
+        if self.sweep_depths < 2:  # the near and the far plane at least
+            raise ValueError(f"GQNConfig.sweep_depths must be at least 2, got "
+                             f"{self.sweep_depths}")
         if not 0 < self.sweep_near < self.sweep_far < float("inf"):
             raise ValueError(f"GQNConfig needs 0 < sweep_near < sweep_far, got "
                              f"{self.sweep_near!r} and {self.sweep_far!r}")

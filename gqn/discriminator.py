@@ -41,9 +41,10 @@ discriminator without a weight to tune.
 
 Weights: fine-tuning the tiny preset at 32 px for 1,200 steps from a
 rooms-pretrained model (scripts/benchmark_quality.py's budget), adversarial
-weight 0.05 or 1 changed sharpness by less than the seed spread; 3 to 5
-(with feature matching 10) raised it from 0.69 to 0.81-0.87 at 0.1-0.3 dB
-PSNR; 30 collapsed to one pink view and 300 diverged.
+weight 1 changed sharpness by less than the seed spread (0.05 did nothing
+with the tower encoder either); 3 and 5, with or without feature matching
+10, raised it from 0.69-0.74 to 0.80-0.91 for at most 0.35 dB of PSNR; 30
+collapsed to one pink view and 300 diverged.
 
 Variables live under `discriminator/`, outside the GQN's `gqn/`, so a warm
 start from a GQN checkpoint (estimator.MODEL_VARIABLES_REGEX) carries the

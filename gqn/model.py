@@ -52,13 +52,14 @@ def check_features(features, config, labels=None):
 def conditioning(features, config):
     """Query pose and scene representation on the latent grid, in the
     compute dtype: the part of every core input that does not change across
-    the L steps, computed once."""
+    the L steps, computed once. The poses reach the representation as given
+    (float32), so the sweep's geometry is not rounded to bfloat16."""
     dtype = compute_dtype(config)
-    pose = tf.cast(features["query_pose"], dtype)
     r = representation.scene_representation(
-        tf.cast(features["context_frames"], dtype),
-        tf.cast(features["context_poses"], dtype), pose, config)
+        tf.cast(features["context_frames"], dtype), features["context_poses"],
+        features["query_pose"], config)
     size = config.latent_size
+    pose = tf.cast(features["query_pose"], dtype)
     pose = tf.tile(pose[:, None, None, :], [1, size, size, 1])
     return tf.concat([pose, r], axis=-1)
 

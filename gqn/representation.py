@@ -53,7 +53,8 @@ def scene_representation(context_frames, context_poses, query_pose, config):
                                               query_pose, config)
         batch, views, height, width, _ = context_frames.shape.as_list()
         frames = tf.reshape(context_frames, [batch * views, height, width, 3])
-        poses = tf.reshape(context_poses, [batch * views, config.pose_dim])
+        poses = tf.cast(tf.reshape(context_poses, [batch * views, config.pose_dim]),
+                        context_frames.dtype)
         codes = ENCODERS[config.representation](
             frames, poses, config.representation_channels)
     code_shape = codes.shape.as_list()[1:]

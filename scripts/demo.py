@@ -41,7 +41,8 @@ flags.DEFINE_integer("finetune_steps", 600, "Fine-tuning steps (and the same "
 flags.DEFINE_string("precision", "bfloat16", "Compute precision of the networks "
                     "(falls back to float32, saying so, where the CPU lacks bfloat16).")
 flags.DEFINE_list("train_flags", [], "Extra flags for every training run, "
-                  "e.g. --use_tpu,--tpu=NAME.")
+                  "e.g. --use_tpu,--tpu=NAME. An --hparams here replaces the "
+                  "fine-tuning's field_of_view one: repeat it there.")
 flags.DEFINE_integer("eval_scenes", 32, "Test scenes evaluated.")
 flags.DEFINE_float("camera_field_of_view", synthetic.FIELD_OF_VIEW_DEGREES,
                    "Degrees the photos' camera sees across their short side "

@@ -25,3 +25,10 @@ def test_resume_keeps_the_model_but_may_change_precision(tmp_path):
     with pytest.raises(cli_flags.FlagError,
                        match=r"--hidden_channels=32 contradicts hidden_channels=256"):
         cli_flags.resolve_config(saved, {"hidden_channels": 32}, "m/gqn_config.json")
+
+
+def test_a_changed_schedule_length_names_both_flags_that_set_it():
+    saved = GQNConfig()
+    with pytest.raises(cli_flags.FlagError, match=r"--anneal_steps or --hparams "
+                       r"sigma_anneal_steps=300 contradicts sigma_anneal_steps=200000"):
+        cli_flags.resolve_config(saved, {"sigma_anneal_steps": 300}, "m/gqn_config.json")

@@ -38,6 +38,7 @@ def test_derived_sizes_follow_fields():
     ("sweep_near", 0.0, "needs 0 < sweep_near < sweep_far"),
     ("sweep_far", 0.3, "needs 0 < sweep_near < sweep_far"),
     ("sweep_depths", 0, "sweep_depths must be a positive integer"),
+    ("sweep_depths", 1, "sweep_depths must be at least 2"),
 ])
 def test_validate_names_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
