@@ -43,7 +43,7 @@ Weights: fine-tuning the tiny preset at 32 px for 1,200 steps from a
 rooms-pretrained model (scripts/benchmark_quality.py's budget), adversarial
 weight 1 changed sharpness by less than the seed spread (0.05 did nothing
 with the tower encoder either); 3 and 5, with or without feature matching
-10, raised it from 0.69-0.74 to 0.80-0.91 for at most 0.35 dB of PSNR; 30
+10, raised it from 0.69-0.76 to 0.80-0.92 for 0.1-1.1 dB of PSNR; 30
 collapsed to one pink view and 300 diverged.
 
 Variables live under `discriminator/`, outside the GQN's `gqn/`, so a warm
