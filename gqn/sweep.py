@@ -117,16 +117,16 @@ def sweep_representation(context_frames, context_poses, query_pose, config):
     visible = tf.cast(in_front & (tf.abs(x) <= 1) & (tf.abs(y) <= 1), tf.float32)
     statistics = view_statistics(sample_views(features, x, y, visible), visible)
 
-    # Per point: its statistics and how far along the ray it is (0 near, 1 far).
+    # Per point: its statistics and how far along the ray it is (0 near, 1
+    # far; the depths are evenly spaced in inverse depth, so its index).
     statistics = tf.reshape(statistics, [batch, size * size, len(depths), -1])
-    inverse = 1 / depths
-    nearness = (inverse[0] - inverse) / (inverse[0] - inverse[-1])
+    nearness = np.linspace(0, 1, len(depths), dtype=np.float32)
     nearness = tf.tile(tf.constant(nearness)[None, None, :, None],
                        [batch, size * size, 1, 1])
-    points = tf.cast(tf.concat([statistics, nearness], -1), dtype)
+    point_inputs = tf.cast(tf.concat([statistics, nearness], -1), dtype)
     relu = tf.nn.relu
     # 1x1 convolutions over the (cells, depths) grid: a network per point.
-    hidden = layers.conv2d(points, channels, 1, "point_conv1", activation=relu)
+    hidden = layers.conv2d(point_inputs, channels, 1, "point_conv1", activation=relu)
     hidden = layers.conv2d(hidden, channels, 1, "point_conv2", activation=relu)
     scores = tf.cast(layers.conv2d(hidden, 1, 1, "depth_score"), tf.float32)
     weights = tf.cast(tf.nn.softmax(scores, axis=2), dtype)

@@ -20,8 +20,7 @@ import os
 
 from absl import app, flags
 
-from data_provider.photo_preprocess import cropped_field_of_view
-from scripts.stages import REPO, run_stage
+from scripts.stages import REPO, field_of_view_hparams, run_stage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("photos", os.path.join(REPO, "..", "shared", "data", "real", "apple"),
@@ -72,8 +71,8 @@ def main(_):
     train = ["--data_dir", data, "--dataset", "capture", "--max_steps",
              FLAGS.finetune_steps, "--save_checkpoints_steps", FLAGS.finetune_steps,
              "--log_every_steps", 50, "--eval_steps", 1, "--batch_size", 8,
-             "--anneal_steps", FLAGS.finetune_steps, "--hparams",
-             f"field_of_view={cropped_field_of_view(FLAGS.camera_field_of_view):.2f}"]
+             "--anneal_steps", FLAGS.finetune_steps,
+             *field_of_view_hparams(FLAGS.camera_field_of_view)]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
           finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision)

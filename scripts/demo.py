@@ -19,8 +19,7 @@ import time
 from absl import app, flags
 
 from data_provider import synthetic
-from data_provider.photo_preprocess import cropped_field_of_view
-from scripts.stages import run_stage
+from scripts.stages import field_of_view_hparams, run_stage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes.")
@@ -87,7 +86,7 @@ def main(_):
     fruit = ["--data_dir", data, "--dataset", "fruit_stills", "--max_steps",
              FLAGS.finetune_steps, "--anneal_steps", FLAGS.finetune_steps,
              "--log_every_steps", 50, "--eval_steps", 5, "--save_checkpoints_steps", 500,
-             "--hparams", f"field_of_view={cropped_field_of_view(FLAGS.camera_field_of_view):.2f}"]
+             *field_of_view_hparams(FLAGS.camera_field_of_view)]
     stage("5: fine-tune", "train_gqn_draw.py", *fruit, "--model_dir",
           os.path.join(models, "finetuned"), "--warm_start_from",
           os.path.join(models, "pretrained"), *FLAGS.train_flags)

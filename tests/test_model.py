@@ -7,19 +7,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from gqn import draw, latent, model, objective, representation, schedules
-from tests.tiny import constant_batch, random_batch, tiny_config
+from tests.tiny import constant_batch, random_batch, run_initialised, tiny_config
 
 
-@pytest.fixture(autouse=True)
-def fresh_graph():
-    with tf.Graph().as_default():
-        yield
-
-
-def _run(fetches):
-    with tf.Session() as session:
-        session.run(tf.global_variables_initializer())
-        return session.run(fetches)
+pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
 @pytest.mark.parametrize("kind", ["tower", "pool", "sweep"])
@@ -48,7 +39,7 @@ def test_module_shapes_are_static(kind, size):
             assert gaussian.mean.shape.as_list() == [batch, quarter, quarter,
                                                      config.z_channels]
             assert gaussian.stddev.dtype == tf.float32
-    image, kls = _run([rendering.mean_image, model.step_kls(rendering)])
+    image, kls = run_initialised([rendering.mean_image, model.step_kls(rendering)])
     assert 0.0 <= image.min() and image.max() <= 1.0
     assert all(kl.shape == (batch,) and np.all(kl >= 0) for kl in kls)
 
@@ -77,7 +68,7 @@ def test_kl_matches_monte_carlo():
                              axis=[1, 2, 3])
 
     estimate = tf.reduce_mean(log_density(q, z) - log_density(p, z))
-    analytic, monte_carlo = _run([latent.kl_divergence(q, p)[0], estimate])
+    analytic, monte_carlo = run_initialised([latent.kl_divergence(q, p)[0], estimate])
     assert analytic > 0.5
     assert abs(analytic - monte_carlo) < 0.02 * analytic + 0.02
 
@@ -86,7 +77,7 @@ def test_gaussian_head_sigma_positive_and_finite_for_extreme_inputs():
     hidden = tf.constant(np.array([-1e4, 0.0, 1e4], np.float32).reshape(1, 1, 3, 1)
                          * np.ones([1, 3, 3, 1], np.float32))
     head = latent.gaussian_head(hidden, 2, "head")
-    stddev, kl = _run([head.stddev, latent.kl_divergence(head, latent.Gaussian(
+    stddev, kl = run_initialised([head.stddev, latent.kl_divergence(head, latent.Gaussian(
         tf.zeros_like(head.mean), tf.ones_like(head.stddev)))])
     assert np.all(stddev >= latent.MIN_SIGMA) and np.all(np.isfinite(stddev))
     assert np.all(np.isfinite(kl))
@@ -101,7 +92,7 @@ def test_gaussian_head_sigma_positive_and_finite_for_extreme_inputs():
 ])
 def test_schedules(step, lr, sigma):
     config = tiny_config()
-    got_lr, got_sigma = _run([schedules.learning_rate(config, tf.constant(step, tf.int64)),
+    got_lr, got_sigma = run_initialised([schedules.learning_rate(config, tf.constant(step, tf.int64)),
                               schedules.pixel_sigma(config, tf.constant(step, tf.int64))])
     if lr is not None:
         assert got_lr == pytest.approx(lr, rel=1e-5)
@@ -121,7 +112,7 @@ def test_training_prior_equals_generation_prior_for_same_latents(shared):
                             forced_latents=[step.z for step in training.steps])
     fetches = [[s.prior.mean, s.prior.stddev] for s in training.steps]
     replayed = [[s.prior.mean, s.prior.stddev] for s in replay.steps]
-    first, second, images = _run([fetches, replayed,
+    first, second, images = run_initialised([fetches, replayed,
                                   [training.mean_image, replay.mean_image]])
     for step_train, step_gen in zip(first, second):
         np.testing.assert_allclose(step_train[0], step_gen[0], rtol=1e-5, atol=1e-6)
@@ -161,7 +152,7 @@ def test_seeded_noise_is_per_example():
     seeds = tf.constant([7, 8, 7, 9], tf.int64)
     noise = model.standard_noise(config, 4, seeds)
     again = model.standard_noise(config, 2, tf.constant([9, 7], tf.int64))
-    first, second = _run([noise, again])
+    first, second = run_initialised([noise, again])
     np.testing.assert_array_equal(first[0][0], first[0][2])
     np.testing.assert_array_equal(first[1][3], second[1][0])
     assert not np.allclose(first[0][0], first[0][1])
@@ -172,11 +163,11 @@ def test_objective_matches_closed_form():
     _, labels = random_batch(config)
     mean = np.clip(labels + 0.1, 0, 1)
     sigma = 0.7
-    nll = _run(objective.gaussian_nll(tf.constant(labels), tf.constant(mean), sigma))
+    nll = run_initialised(objective.gaussian_nll(tf.constant(labels), tf.constant(mean), sigma))
     expected = np.sum(0.5 * np.log(2 * np.pi * sigma ** 2)
                       + (labels - mean) ** 2 / (2 * sigma ** 2), axis=(1, 2, 3))
     np.testing.assert_allclose(nll, expected, rtol=1e-5)
-    bits = _run(objective.bits_per_dim(tf.constant(nll), config.pixels_per_image))
+    bits = run_initialised(objective.bits_per_dim(tf.constant(nll), config.pixels_per_image))
     np.testing.assert_allclose(bits, expected / (labels[0].size * np.log(2)) + 8, rtol=1e-5)
 
 
@@ -185,7 +176,7 @@ def test_image_metrics_and_blockiness():
     target = rng.rand(2, 16, 16, 3).astype(np.float32)
     smooth = np.cumsum(np.ones([2, 16, 16, 3], np.float32), axis=2) / 16.0
     blocky = np.repeat(np.repeat(rng.rand(2, 4, 4, 3), 4, axis=1), 4, axis=2)
-    metrics, block_score = _run([
+    metrics, block_score = run_initialised([
         objective.image_metrics(tf.constant(target), tf.constant(target)),
         objective.blockiness(tf.constant(np.stack([smooth[0], blocky[0]]),
                                          tf.float32))])

@@ -9,21 +9,12 @@ import tensorflow.compat.v1 as tf
 
 from data_provider import synthetic
 from gqn import poses, sweep
-from tests.tiny import constant_batch, tiny_config
+from tests.tiny import constant_batch, run_initialised, tiny_config
 
 FIELD_OF_VIEW = math.radians(45)
 
 
-@pytest.fixture(autouse=True)
-def fresh_graph():
-    with tf.Graph().as_default():
-        yield
-
-
-def _run(fetches):
-    with tf.Session() as session:
-        session.run(tf.global_variables_initializer())
-        return session.run(fetches)
+pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
 BALL_CENTRE = np.array([0.15, -0.1, 0.05], np.float32)
@@ -47,11 +38,11 @@ CAMERAS = _cameras_aimed_near(BALL_CENTRE)
 def test_rays_are_the_renderers_rays():
     """The model's rays through an 8x8 grid are the renderer's rays through
     the pixels of an 8x8 image of the same cameras."""
-    rays = _run(poses.ray_directions(poses.encode_poses(CAMERAS), 8, FIELD_OF_VIEW))
+    rays = run_initialised(poses.ray_directions(poses.encode_poses(CAMERAS), 8, FIELD_OF_VIEW))
     np.testing.assert_allclose(rays, synthetic.camera_rays(CAMERAS, 8, 8, FIELD_OF_VIEW),
                                atol=1e-6)
     # The centre of the image is the viewing direction.
-    centre = _run(poses.ray_directions(poses.encode_poses(CAMERAS), 1, FIELD_OF_VIEW))
+    centre = run_initialised(poses.ray_directions(poses.encode_poses(CAMERAS), 1, FIELD_OF_VIEW))
     np.testing.assert_allclose(centre[:, 0, 0], poses.viewing_direction(
         CAMERAS[:, 3], CAMERAS[:, 4]), atol=1e-6)
 
@@ -67,7 +58,7 @@ def test_projection_lands_where_the_renderer_draws_the_object():
     size = 64
     _, masks = synthetic.render(scene, CAMERAS, size, size, supersample=3,
                                 with_masks=True)
-    x, y, in_front = _run(sweep.project(tf.constant(centre[None, None]),
+    x, y, in_front = run_initialised(sweep.project(tf.constant(centre[None, None]),
                                         poses.encode_poses(CAMERAS[None]), FIELD_OF_VIEW))
     for view, mask in enumerate(masks.astype(np.float64) / 255):
         assert mask.sum() > 10, f"view {view} does not see the ball"
@@ -78,7 +69,7 @@ def test_projection_lands_where_the_renderer_draws_the_object():
         assert in_front[0, view, 0]
     behind = CAMERAS[:1].copy()
     behind[0, 3] += math.pi  # the first camera turned around
-    _, _, in_front = _run(sweep.project(tf.constant(centre[None, None]),
+    _, _, in_front = run_initialised(sweep.project(tf.constant(centre[None, None]),
                                         poses.encode_poses(behind[None]), FIELD_OF_VIEW))
     assert not in_front[0, 0, 0]
 
@@ -92,7 +83,7 @@ def test_sampling_reads_the_feature_under_each_point():
     x = np.array([[[-2 / 3, 2 / 3, 0.0, -1 / 3, 0.0, 0.5]]], np.float32)
     y = np.array([[[-0.5, 0.5, 0.5, -0.5, 0.0, 0.0]]], np.float32)
     visible = np.array([[[1, 1, 1, 1, 1, 0]]], np.float32)
-    sampled = _run(sweep.sample_views(tf.constant(values), tf.constant(x),
+    sampled = run_initialised(sweep.sample_views(tf.constant(values), tf.constant(x),
                                       tf.constant(y), tf.constant(visible)))
     np.testing.assert_allclose(sampled[0, 0, :, 0], [1, 6, 5, 1.5, 3.5, 0], atol=1e-6)
 
@@ -100,7 +91,7 @@ def test_sampling_reads_the_feature_under_each_point():
 def test_bilinear_weights_sum_to_one_inside_the_image():
     rng = np.random.RandomState(0)
     x, y = rng.uniform(-0.8, 0.8, [2, 50]).astype(np.float32)
-    weights = _run(sweep.bilinear_weights(tf.constant(x), tf.constant(y), 5, 7))
+    weights = run_initialised(sweep.bilinear_weights(tf.constant(x), tf.constant(y), 5, 7))
     assert weights.shape == (50, 35)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
 
@@ -110,7 +101,7 @@ def test_statistics_leave_out_views_that_do_not_see_a_point():
     # sees point 1.
     samples = np.array([[[[2.0], [9.0]], [[4.0], [9.0]], [[0.0], [9.0]]]], np.float32)
     visible = np.array([[[1, 0], [1, 0], [0, 0]]], np.float32)
-    statistics = _run(sweep.view_statistics(tf.constant(samples), tf.constant(visible)))
+    statistics = run_initialised(sweep.view_statistics(tf.constant(samples), tf.constant(visible)))
     mean, variance, share = statistics[0, :, 0], statistics[0, :, 1], statistics[0, :, 2]
     np.testing.assert_allclose(mean, [3.0, 0.0])
     np.testing.assert_allclose(variance, [1.0, 0.0])
@@ -138,6 +129,6 @@ def test_representation_is_on_the_query_grid_and_depends_on_the_query(precision)
             frames, context, poses.encode_poses(CAMERAS + [0, 0, 0, 0.7, 0]), config)
     assert r.shape.as_list() == [4, 4, 4, config.representation_channels]
     assert r.dtype == frames.dtype
-    r, turned = _run([tf.cast(r, tf.float32), tf.cast(turned, tf.float32)])
+    r, turned = run_initialised([tf.cast(r, tf.float32), tf.cast(turned, tf.float32)])
     assert np.all(np.isfinite(r))
     assert np.abs(r - turned).max() > 1e-3

@@ -23,3 +23,10 @@ def constant_batch(config, seed=0):
     features, labels = random_batch(config, seed)
     return ({key: tf.constant(value) for key, value in features.items()},
             tf.constant(labels))
+
+
+def run_initialised(fetches):
+    """`fetches` in a session of the default graph, variables initialised."""
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        return session.run(fetches)
