@@ -36,6 +36,14 @@ class DatasetInfo:
     With `object_masks`, test records also hold each view's object mask
     (the fruit of a still life, not its table), so that evaluation can
     measure the error on the object apart from the wall and the table.
+
+    Cameras beyond their poses (data_provider.scene_geometry): records
+    written by this package carry each view's field of view and the
+    scene's depth range; `scene_cameras` repeats them per scene name for
+    people and previews ({scene: {"field_of_view_degrees", "field_of_view_source",
+    "depth_range", "depth_range_source"}}). `field_of_view_degrees` (and
+    where it comes from, `field_of_view_source`) serves records that carry
+    no angle of their own, as DeepMind's do not.
     """
     name: str
     train_files: int
@@ -46,6 +54,9 @@ class DatasetInfo:
     holdout_views: int = 0
     scene_frames: Optional[dict] = None
     object_masks: bool = False
+    field_of_view_degrees: Optional[float] = None
+    field_of_view_source: Optional[str] = None
+    scene_cameras: Optional[dict] = None
 
     def __post_init__(self):
         if self.min_views == 0:
@@ -57,6 +68,10 @@ class DatasetInfo:
         if self.holdout_views < 0:
             raise ValueError(f"dataset {self.name!r}: holdout_views="
                              f"{self.holdout_views} must be >= 0")
+        angle = self.field_of_view_degrees
+        if angle is not None and not 0 < angle < 180:
+            raise ValueError(f"dataset {self.name!r}: field_of_view_degrees="
+                             f"{angle} must be between 0 and 180")
 
     def views_in_split(self, split):
         """(fewest, most) views a record of `split` holds."""
@@ -80,15 +95,26 @@ class DatasetInfo:
             raise ValueError(f"{source}: not a valid dataset description: {error}")
 
 
+# DeepMind's records state no intrinsics. A public GQN-family code base's
+# dataset configuration lists 50 degrees for the rooms, jaco and mazes sets
+# (not verified here: no such records are available offline).
+_PUBLISHED_FIELD_OF_VIEW = dict(
+    field_of_view_degrees=50.0,
+    field_of_view_source="50 degrees, as a public GQN code base's dataset "
+                         "configuration lists it (unverified)")
 DEEPMIND_DATASETS = {
     info.name: info for info in [
-        DatasetInfo("jaco", 3600, 400, 64, 11),
-        DatasetInfo("mazes", 1080, 120, 84, 300),
-        DatasetInfo("rooms_free_camera_with_object_rotations", 2034, 226, 128, 10),
-        DatasetInfo("rooms_ring_camera", 2160, 240, 64, 10),
-        DatasetInfo("rooms_free_camera_no_object_rotations", 2160, 240, 64, 10),
-        DatasetInfo("shepard_metzler_5_parts", 900, 100, 64, 15),
-        DatasetInfo("shepard_metzler_7_parts", 900, 100, 64, 15),
+        DatasetInfo("jaco", 3600, 400, 64, 11, **_PUBLISHED_FIELD_OF_VIEW),
+        DatasetInfo("mazes", 1080, 120, 84, 300, **_PUBLISHED_FIELD_OF_VIEW),
+        DatasetInfo("rooms_free_camera_with_object_rotations", 2034, 226, 128, 10,
+                    **_PUBLISHED_FIELD_OF_VIEW),
+        DatasetInfo("rooms_ring_camera", 2160, 240, 64, 10, **_PUBLISHED_FIELD_OF_VIEW),
+        DatasetInfo("rooms_free_camera_no_object_rotations", 2160, 240, 64, 10,
+                    **_PUBLISHED_FIELD_OF_VIEW),
+        DatasetInfo("shepard_metzler_5_parts", 900, 100, 64, 15,
+                    **_PUBLISHED_FIELD_OF_VIEW),
+        DatasetInfo("shepard_metzler_7_parts", 900, 100, 64, 15,
+                    **_PUBLISHED_FIELD_OF_VIEW),
     ]
 }
 

@@ -15,6 +15,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from data_provider import datasets
+from data_provider.scene_geometry import DEPTH_RANGE_KEY, FIELD_OF_VIEW_KEY
 from gqn.poses import RAW_POSE_DIM
 
 
@@ -39,13 +40,17 @@ def encode_png(mask):
     return buffer.getvalue()
 
 
-def serialize_scene(jpeg_frames, raw_cameras, masks=None):
+def serialize_scene(jpeg_frames, raw_cameras, masks=None, field_of_view=None,
+                    depth_range=None):
     """One scene as a serialized tf.train.Example.
 
     `frames`: bytes list of the views' JPEGs; `cameras`: float list of
     len(frames) * 5 values (x, y, z, yaw, pitch), angles in radians; with
-    `masks`, `masks`: bytes list of one grayscale PNG object mask per view
-    (DeepMind's readers ignore the extra feature).
+    `masks`, `masks`: bytes list of one grayscale PNG object mask per view;
+    with `field_of_view` (radians across the square frame: one angle for
+    every view, or one per view) and `depth_range` ((near, far) in the
+    poses' units), those keys (data_provider.scene_geometry). DeepMind's
+    readers ignore the extra features.
     """
     cameras = np.asarray(raw_cameras, dtype=np.float32)
     if cameras.shape != (len(jpeg_frames), RAW_POSE_DIM):
@@ -55,15 +60,33 @@ def serialize_scene(jpeg_frames, raw_cameras, masks=None):
     feature = {
         "frames": tf.train.Feature(
             bytes_list=tf.train.BytesList(value=list(jpeg_frames))),
-        "cameras": tf.train.Feature(
-            float_list=tf.train.FloatList(value=cameras.reshape(-1).tolist())),
+        "cameras": _floats(cameras),
     }
     if masks is not None:
         if len(masks) != len(jpeg_frames):
             raise ValueError(f"{len(masks)} masks for {len(jpeg_frames)} frames")
         feature["masks"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=list(masks)))
+    if field_of_view is not None:
+        angles = np.asarray(field_of_view, np.float32).reshape(-1)
+        if len(angles) not in (1, len(jpeg_frames)) or not (
+                np.all(angles > 0) and np.all(angles < np.pi)):
+            raise ValueError(f"field_of_view must be one angle or one per frame "
+                             f"({len(jpeg_frames)}), each in (0, pi) radians, got "
+                             f"{angles.tolist()}")
+        feature[FIELD_OF_VIEW_KEY] = _floats(angles)
+    if depth_range is not None:
+        near_far = np.asarray(depth_range, np.float32).reshape(-1)
+        if near_far.shape != (2,) or not 0 < near_far[0] < near_far[1] < np.inf:
+            raise ValueError(f"depth_range must be (near, far) with 0 < near < far, "
+                             f"got {near_far.tolist()}")
+        feature[DEPTH_RANGE_KEY] = _floats(near_far)
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString()
+
+
+def _floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(
+        value=np.asarray(values, np.float32).reshape(-1).tolist()))
 
 
 def split_into_shards(items, num_files):

@@ -1,0 +1,84 @@
+"""What a scene's records say about its cameras beyond their poses: the
+field of view of the frames as written and the range of depths at which the
+scene's surfaces lie.
+
+Why: the sweep representation and the plane-sweep baseline project points
+along the query camera's rays into the context views. That needs each
+view's field of view (typed by hand before, and wrong for any other camera)
+and the depths worth sampling (a fixed range wasted most planes in front of
+the object). Every writer (generator, converter) states both per scene,
+through `record_writer.serialize_scene`, and the reader hands them to the
+model as features. Records without them (DeepMind's) take the dataset
+table's field of view and a depth range from their camera distances, by the
+same rule a converter uses when it has no 3-D points.
+
+Both rules work on NumPy arrays and, through `ops`, on TensorFlow tensors
+(the reader computes a DeepMind record's range inside tf.data).
+"""
+import types
+
+import numpy as np
+
+# Record keys (tf.train.Example features beside 'frames' and 'cameras'):
+# 'field_of_view' holds one angle (radians, across the square frame's side)
+# for every view or one per view; 'depth_range' holds (near, far) in the
+# units of the poses.
+FIELD_OF_VIEW_KEY = "field_of_view"
+DEPTH_RANGE_KEY = "depth_range"
+
+# Depths of a scene's surface points: the 2nd to 98th percentile (stray
+# points of a structure-from-motion model left out), widened by these
+# factors so that the object's near and far edges are inside the range.
+POINT_PERCENTILES = (2.0, 98.0)
+POINT_MARGINS = (0.8, 1.25)
+# Without points: the object stands at the origin the cameras look at, so
+# its surfaces lie about one camera distance away; the range reaches from
+# NEAR_SHARE of the nearest camera's distance to FAR_SHARE of the farthest
+# one's (the table and wall behind the object, a room's far side).
+NEAR_SHARE = 0.35
+FAR_SHARE = 2.5
+
+_NUMPY_OPS = types.SimpleNamespace(norm=lambda v: np.linalg.norm(v, axis=-1),
+                                   reduce_min=np.min, reduce_max=np.max,
+                                   stack=np.stack)
+
+
+def depth_range_from_depths(depths):
+    """(near, far) of the depths (along the optical axes, > 0) at which
+    cameras see a scene's surface points."""
+    depths = np.asarray(depths, np.float64).reshape(-1)
+    depths = depths[np.isfinite(depths) & (depths > 0)]
+    if not len(depths):
+        raise ValueError("no surface point lies in front of a camera")
+    low, high = np.percentile(depths, POINT_PERCENTILES)
+    return float(low * POINT_MARGINS[0]), float(high * POINT_MARGINS[1])
+
+
+def point_depths(points, centres, forwards):
+    """(cameras, points) depths of world points along each camera's optical
+    axis (negative behind it)."""
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    offsets = points[None] - np.asarray(centres, np.float64)[:, None]
+    return np.einsum("cpk,ck->cp", offsets, np.asarray(forwards, np.float64))
+
+
+def _from_camera_distances(ops, positions):
+    distances = ops.norm(positions)
+    return ops.stack([NEAR_SHARE * ops.reduce_min(distances),
+                      FAR_SHARE * ops.reduce_max(distances)])
+
+
+def depth_range_from_cameras(positions):
+    """(near, far) for a scene without surface points, from its camera
+    positions (V, 3) in the GQN frame (object at the origin)."""
+    near, far = _from_camera_distances(_NUMPY_OPS, np.asarray(positions, np.float64))
+    return float(near), float(far)
+
+
+def depth_range_from_cameras_tf(positions):
+    """TensorFlow twin of depth_range_from_cameras: (V, 3) -> (2,) float32."""
+    import tensorflow.compat.v1 as tf
+    ops = types.SimpleNamespace(norm=lambda v: tf.norm(v, axis=-1),
+                                reduce_min=tf.reduce_min, reduce_max=tf.reduce_max,
+                                stack=tf.stack)
+    return _from_camera_distances(ops, tf.cast(positions, tf.float32))
