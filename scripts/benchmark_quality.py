@@ -11,8 +11,9 @@ Every evaluation renders the same held-out scenes from the prior with the
 same noise and reports PSNR, PSNR on the fruit alone (the generator's object
 masks; the fruit covers a few percent of the pixels, so whole-image PSNR
 hides whether it is there), sharpness (generated over target mean |image
-gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the two
-baselines that need no model (the mean and the nearest context view).
+gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the three
+baselines that need no training (the mean and the nearest context view, and
+the plane sweep over the context).
 
     python scripts/benchmark_quality.py --output_dir quality        # ~30 min on 2 cores
     python scripts/benchmark_quality.py --output_dir q --minutes 10 --seed 1
@@ -153,7 +154,8 @@ def plot_curves(result, path):
             steps = sorted(curve, key=int)
             axis.plot([int(s) for s in steps], [curve[s][metric] for s in steps],
                       marker="o", label=variant)
-        for (baseline, values), style in zip(result["baselines"].items(), ("--", ":")):
+        for (baseline, values), style in zip(result["baselines"].items(),
+                                             ("--", ":", "-.")):
             if metric in values:
                 axis.axhline(values[metric], color="grey", linestyle=style,
                              label=f"baseline: {baseline.replace('_', ' ')}")
