@@ -32,6 +32,16 @@ the object at the origin, z up, mean camera distance --radius, DeepMind's
 yaw and pitch; each photo is rotated level (the pose has no roll) before the
 crop. --holdout_views K keeps K views of every scene out of training: the
 test split asks for them as queries (what one capture needs).
+
+Every record also carries its frames' field of view (across the square
+frame as written) and its scene's depth range, and dataset_info.json's
+scene_cameras says where each came from. The field of view: from
+--focal_length_35mm if given, else the pose file's camera (transforms.json
+fl_x or camera_angle_x, COLMAP cameras) or the camera SfM estimated, else
+the photo's EXIF (FocalLengthIn35mmFilm, or FocalLength with the sensor's
+pixel pitch), else an assumed phone main camera (26 mm equivalent), which
+the summary says. The depth range: the depths of the model's 3-D points
+the frames see (COLMAP, SfM), else the camera distances.
 """
 import sys
 
@@ -73,6 +83,11 @@ flags.DEFINE_string("sfm_dir", None, "--poses sfm: where the COLMAP models are "
                     "--poses colmap with the same --sfm_dir.")
 flags.DEFINE_integer("sfm_max_image_size", 640, "--poses sfm: long side of the "
                      "downscaled copies COLMAP sees.")
+flags.DEFINE_float("focal_length_35mm", None, "The camera's 35 mm-equivalent focal "
+                   "length in mm (a phone's main camera is about 26), for photos "
+                   "whose EXIF does not state it: it sets every frame's field of "
+                   "view (over any other source) and is --poses sfm's focal-length "
+                   "prior.")
 flags.DEFINE_enum("angle_unit", "degrees", ANGLE_UNITS,
                   "Unit of the manifest's yaw and pitch columns.")
 flags.DEFINE_enum("order", ORDER_NAME, PHOTO_ORDERS, "Fruit preset: order in "
@@ -92,7 +107,8 @@ def main(argv):
         angle_unit=FLAGS.angle_unit, order=FLAGS.order, workers=FLAGS.workers,
         poses=FLAGS.poses, fallback=FLAGS.fallback, holdout_views=FLAGS.holdout_views,
         context_size=FLAGS.context_size, radius=FLAGS.radius, sfm_dir=FLAGS.sfm_dir,
-        sfm_max_image_size=FLAGS.sfm_max_image_size)
+        sfm_max_image_size=FLAGS.sfm_max_image_size,
+        focal_length_35mm=FLAGS.focal_length_35mm)
     try:
         summary = fruit_stills.convert(options)
     except fruit_stills.InputError as error:

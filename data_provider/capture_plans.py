@@ -10,6 +10,7 @@ left.
 """
 import collections
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import posixpath
@@ -85,9 +86,14 @@ def _posed_scene(posed, name, kind, radius):
                  pose_file=posed.model_file,
                  max_abs_roll_degrees=normalised.max_abs_roll_degrees)
     points = None if posed.points is None else normalised.frame.apply(posed.points)
+    focals = posed.focals
+    if kind == "sfm":
+        focals = tuple(dataclasses.replace(
+            focal, source=focal.source.replace("COLMAP", "structure from motion's"))
+            for focal in focals)
     return ScenePlan(name, posed.photos, normalised.raw_poses, pose_source=pose_source,
                      rolls=tuple(float(r) for r in normalised.roll_degrees),
-                     frame=frame, points=points)
+                     frame=frame, points=points, focals=focals)
 
 
 def plan_file_scenes(source, files, options, kind):

@@ -4,6 +4,7 @@ converted with held-out views and read back through the reader; and the bad
 inputs of those sources."""
 import dataclasses
 import io
+import math
 import os
 import re
 import shutil
@@ -20,16 +21,22 @@ from data_provider.camera_poses.frame import (CameraSet, normalise_cameras,
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.gqn_tfr_provider import gqn_input_fn
-from data_provider.photo_preprocess import convert_photo
+from data_provider.photo_preprocess import convert_photo, cropped_field_of_view
 from data_provider.photo_source import InputError
 from gqn.poses import decode_poses_np, viewing_direction
 from tests.capture_helpers import APPLE, apple  # noqa: F401  (a fixture)
 from tests.capture_helpers import lay_out, opencv_from_pytorch3d
 from tests.test_convert_fruit_stills import (assert_nothing_written, eight_view_members,
-                                             write_zip)
+                                             record_cameras, write_zip)
 
 SIZE = 32
 HELD_OUT = 4
+
+
+def apple_focal_lengths():
+    """The apple's true focal lengths (20,), PyTorch3D NDC units, sorted names."""
+    with np.load(os.path.join(APPLE, "gt_cameras.npz")) as truth:
+        return truth["gtFL"][:, 0].astype(np.float64)
 
 
 def records(dataset_dir, split):
@@ -155,6 +162,36 @@ def test_held_out_views_never_reach_the_train_split(converted, apple):
         gaps = np.abs(features["context_frames"][0][:, None]
                       - held_frames[None]).max(axis=(2, 3, 4))
         assert gaps.min() > 0.05
+
+
+def test_the_files_focal_length_reaches_the_records(converted):
+    """The known focal lengths the files state (capture_helpers: a
+    transforms.json camera_angle_x of 0.8 across the photos' 1066-pixel
+    width, their short side; a COLMAP PINHOLE camera of 1500 pixels at their
+    size) come out as the angle across the 32-pixel frames, which keep 32 of
+    the short side's 36 resized pixels; the depth range comes from the
+    camera distances (transforms.json has no points; the COLMAP model's 7
+    test points are scattered off the apple, so it may use either)."""
+    kind, dataset_dir, summary = converted
+    short_side = 0.8 if kind == "transforms" else 2 * math.atan(533 / 1500)
+    expected = 2 * math.atan(math.tan(short_side / 2) * 32 / 36)
+    assert math.radians(cropped_field_of_view(math.degrees(short_side), 32)) == \
+        pytest.approx(expected, rel=1e-12)
+    for split in ("train", "test"):
+        [(_, cameras)] = records(dataset_dir, split)
+        [(angles, near_far)] = record_cameras(dataset_dir, split)
+        np.testing.assert_allclose(angles, [expected], rtol=1e-6)
+        distances = np.linalg.norm(cameras[:, :3], axis=1)
+        assert 0 < near_far[0] < distances.min() < distances.max() < near_far[1]
+    info = datasets.get_dataset_info("apple", os.path.dirname(dataset_dir))
+    described = info.scene_cameras["scene"]
+    assert described["field_of_view_source"] == (
+        "transforms.json camera_angle_x" if kind == "transforms" else "COLMAP PINHOLE camera")
+    assert described["field_of_view_degrees"] == pytest.approx(math.degrees(expected),
+                                                               abs=1e-4)
+    if kind == "transforms":
+        assert described["depth_range_source"] == "camera distances (no 3-D points)"
+    assert f"field of view {math.degrees(expected):.1f} deg" in summary.format()
 
 
 def test_preview_shows_the_normalised_cameras(converted):
@@ -303,6 +340,17 @@ def test_sfm_poses_the_real_capture_and_its_model_is_reused(tmp_path, apple):
     directions = viewing_direction(cameras[:, 3], cameras[:, 4])
     cosines = np.sum((rotation @ rotations[index][:, :, 2].T).T * directions, axis=1)
     assert np.degrees(np.arccos(np.clip(cosines, -1, 1))).max() < 3
+    # The camera SfM estimated gives the frames' field of view: within 2% of
+    # the truth's (gt_cameras.npz focal lengths, PyTorch3D NDC: the angle
+    # across the short side is 2 atan(1 / f)) for every registered frame.
+    true_short_side = 2 * np.arctan(1 / apple_focal_lengths()[index])
+    true_frame = 2 * np.arctan(np.tan(true_short_side / 2) * 32 / 36)
+    [(angles, near_far)] = record_cameras(summary.output_path, "test")
+    assert np.all(np.abs(angles / true_frame - 1) < 0.02), (angles, true_frame)
+    # SfM's points of the apple and table lie between the cameras and far
+    # beyond the origin.
+    assert 0 < near_far[0] < 1.2 < near_far[1]
+    assert "3-D points the frames see" in summary.format()
     model = sfm_dir / "sparse" / "0" / "images.bin"
     written = model.stat().st_mtime_ns
     rerun = convert(dataclasses.replace(options, overwrite=True))

@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from data_provider.camera_poses.frame import CameraSet
+from data_provider.camera_poses.intrinsics import Focal
 from data_provider.photo_source import natural_sort_key, skip_reason
 
 
@@ -14,13 +15,16 @@ class PosedPhotos:
     """One scene's posed photos in natural file-name order.
 
     `photos` are source-relative paths and `cameras[i]` belongs to
-    `photos[i]`. `points` are (P, 3) world points of the model, or None.
+    `photos[i]`, as does `focals[i]` (an intrinsics.Focal, or None where
+    the file states no focal length). `points` are (P, 3) world points of
+    the model, or None.
     `model_file` names the file the poses came from; `unposed` lists the
     photos beside the posed ones that the file does not mention (the
     converter reports them and leaves them out).
     """
     photos: Tuple[str, ...]
     cameras: CameraSet
+    focals: Tuple[Optional[Focal], ...]
     points: Optional[np.ndarray]
     model_file: str
     unposed: Tuple[str, ...]
@@ -35,16 +39,17 @@ def scene_files(files, scene_dir):
 
 
 def build_posed_photos(files, pairs, points, model_file, source_label):
-    """PosedPhotos from (photo, centre, camera_to_world) `pairs` in any order.
+    """PosedPhotos from (photo, centre, camera_to_world, focal or None)
+    `pairs` in any order.
 
     Photos in the same folders as the posed ones (and nowhere else, so
     downscaled copies such as nerfstudio's images_2/ are not listed) that no
     pair names become `unposed`.
     """
     pairs = sorted(pairs, key=lambda pair: natural_sort_key(pair[0]))
-    photos = tuple(photo for photo, _, _ in pairs)
-    cameras = CameraSet(centres=np.array([centre for _, centre, _ in pairs]).reshape(-1, 3),
-                        camera_to_world=np.array([rotation for _, _, rotation in pairs]
+    photos = tuple(pair[0] for pair in pairs)
+    cameras = CameraSet(centres=np.array([pair[1] for pair in pairs]).reshape(-1, 3),
+                        camera_to_world=np.array([pair[2] for pair in pairs]
                                                  ).reshape(-1, 3, 3),
                         source=source_label)
     posed = set(photos)
@@ -53,5 +58,6 @@ def build_posed_photos(files, pairs, points, model_file, source_label):
                             if posixpath.dirname(name) in folders
                             and name not in posed and skip_reason(name) is None),
                            key=natural_sort_key))
-    return PosedPhotos(photos=photos, cameras=cameras, points=points,
+    return PosedPhotos(photos=photos, cameras=cameras,
+                       focals=tuple(pair[3] for pair in pairs), points=points,
                        model_file=model_file, unposed=unposed)

@@ -2,9 +2,11 @@
 
 Each frame's `transform_matrix` is a rigid camera-to-world 4x4 matrix in
 OpenGL camera axes (x right, y up, looking along -z); its `file_path` is
-relative to the json's folder, with or without the image extension. Only the
-extrinsics are read: intrinsics and the tools' own scene scaling do not
-matter once the cameras are normalised into the GQN frame.
+relative to the json's folder, with or without the image extension. The
+focal length (`fl_x`/`fl_y` with `w`/`h`, or `camera_angle_x`), at the top
+level or overridden per frame, is read for each frame's field of view
+(camera_poses.intrinsics); the tools' own scene scaling does not matter once
+the cameras are normalised into the GQN frame.
 """
 import collections
 import json
@@ -13,6 +15,7 @@ import posixpath
 import numpy as np
 
 from data_provider.camera_poses.frame import ROTATION_TOLERANCE, rotation_error
+from data_provider.camera_poses.intrinsics import transforms_focal
 from data_provider.camera_poses.posed_photos import build_posed_photos, scene_files
 from data_provider.photo_source import IMAGE_EXTENSIONS, InputError
 
@@ -65,9 +68,21 @@ def read_transforms_scene(source, scene_dir, files):
                              f"{first_frame[photo]} and {index}")
         first_frame[photo] = index
         centre, rotation = _camera_of(entry["transform_matrix"], where)
-        pairs.append((photo, centre, rotation))
+        focal = transforms_focal(frame_intrinsics(content, entry), where)
+        pairs.append((photo, centre, rotation, focal))
     return build_posed_photos(scene_files(files, scene_dir), pairs, points=None,
                               model_file=json_name, source_label=json_name)
+
+
+def frame_intrinsics(content, entry):
+    """A frame's intrinsics keys: the top level's, overridden by the frame's
+    own; a frame that states its own focal length (fl_x or camera_angle_x)
+    takes none of the top level's focal keys."""
+    focal_keys = ("fl_x", "fl_y", "camera_angle_x", "camera_angle_y")
+    inherited = {key: value for key, value in content.items() if key != "frames"}
+    if any(key in entry for key in ("fl_x", "camera_angle_x")):
+        inherited = {key: value for key, value in inherited.items() if key not in focal_keys}
+    return {**inherited, **entry}
 
 
 def _camera_of(value, where):
