@@ -25,7 +25,12 @@ Where the poses come from (--poses):
               images/ or beside the model.
   sfm         estimate the poses from the photos with COLMAP (pycolmap, the
               optional extra: pip install '.[sfm]'); each folder of photos
-              is a scene. Models are kept in --sfm_dir and reused.
+              is a scene. Models are kept in --sfm_dir and reused. A video
+              clip (or a folder of clips, one scene each; PyAV, the optional
+              extra: pip install '.[video]') is posed this way: --frames
+              frames are kept, spread evenly over the clip, each the
+              sharpest of its stretch, turned upright as the phone's
+              rotation says.
 The input is one capture (a folder of photos), or a folder or zip of scene
 folders. Imported and estimated cameras are normalised into one GQN frame:
 the object at the origin, z up, mean camera distance --radius, DeepMind's
@@ -47,13 +52,14 @@ import sys
 
 from absl import app, flags
 
-from data_provider import fruit_stills
+from data_provider import fruit_stills, video_source
 from data_provider.camera_poses.frame import DEFAULT_RADIUS
 from data_provider.photo_layouts import ANGLE_UNITS, ORDER_NAME, PHOTO_ORDERS
 from gqn import cli_flags
 
-flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, or a folder "
-                    "or zip of your own photos.")
+flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, a folder or zip "
+                    "of your own photos, or a video clip (.mp4, .mov, .m4v) or a folder "
+                    "of clips (one scene each; the optional 'video' extra).")
 flags.DEFINE_string("output_dir", None, "Records go to <output_dir>/<name>/.")
 flags.DEFINE_string("name", "fruit_stills", "Dataset name (output sub-folder).")
 flags.DEFINE_integer("image_size", 64, "Side of the square output frames.")
@@ -88,6 +94,9 @@ flags.DEFINE_float("focal_length_35mm", None, "The camera's 35 mm-equivalent foc
                    "whose EXIF does not state it: it sets every frame's field of "
                    "view (over any other source) and is --poses sfm's focal-length "
                    "prior.")
+flags.DEFINE_integer("frames", video_source.DEFAULT_FRAMES, "Video input: frames "
+                     "kept of each clip, spread evenly over it, each the sharpest of "
+                     "its stretch of the clip.")
 flags.DEFINE_enum("angle_unit", "degrees", ANGLE_UNITS,
                   "Unit of the manifest's yaw and pitch columns.")
 flags.DEFINE_enum("order", ORDER_NAME, PHOTO_ORDERS, "Fruit preset: order in "
@@ -108,7 +117,7 @@ def main(argv):
         poses=FLAGS.poses, fallback=FLAGS.fallback, holdout_views=FLAGS.holdout_views,
         context_size=FLAGS.context_size, radius=FLAGS.radius, sfm_dir=FLAGS.sfm_dir,
         sfm_max_image_size=FLAGS.sfm_max_image_size,
-        focal_length_35mm=FLAGS.focal_length_35mm)
+        focal_length_35mm=FLAGS.focal_length_35mm, frames=FLAGS.frames)
     try:
         summary = fruit_stills.convert(options)
     except fruit_stills.InputError as error:

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_provider import (capture_plans, contact_sheet, photo_layouts, photo_preprocess,
-                           scene_cameras)
+                           scene_cameras, video_source)
 from data_provider.camera_poses.frame import DEFAULT_RADIUS
 from data_provider.photo_source import InputError, classify_files, open_source
 from data_provider.record_writer import DatasetWriter, encode_jpeg, serialize_scene
@@ -60,6 +60,7 @@ class ConversionOptions:
     sfm_max_image_size: int = 640  # long side of the photos SfM sees (13 of the
     # apple's 20 register from 512 up, 4 at 400; 640 takes 5-15 s there)
     focal_length_35mm: Optional[float] = None  # overrides every other focal source
+    frames: int = video_source.DEFAULT_FRAMES  # kept of each video clip
 
     @property
     def views_needed(self):
@@ -67,9 +68,19 @@ class ConversionOptions:
         return self.context_size + 1 + self.holdout_views
 
     @property
+    def video_input(self):
+        """Whether the input is a video clip or a folder of clips."""
+        return bool(video_source.clips_in(self.input_path))
+
+    @property
     def pose_kind(self):
-        """The pose source, with a lone --manifest meaning 'manifest'."""
-        return "manifest" if self.manifest and self.poses == "fruit" else self.poses
+        """The pose source, with a lone --manifest meaning 'manifest' and
+        video input (left at the default) meaning 'sfm'."""
+        if self.poses == "fruit" and self.manifest:
+            return "manifest"
+        if self.poses == "fruit" and self.video_input:
+            return "sfm"
+        return self.poses
 
     def validate(self):
         if self.poses not in POSE_SOURCES:
@@ -83,7 +94,12 @@ class ConversionOptions:
         if self.fallback != "none" and self.poses != "sfm":
             raise InputError("--fallback is for --poses sfm (where a scene fails to "
                              "register)")
-        if self.poses == "sfm" and self.order != photo_layouts.ORDER_NAME:
+        if self.video_input and self.pose_kind != "sfm":
+            raise InputError(f"video input {self.input_path} is posed by structure from "
+                             f"motion (--poses sfm), not --poses {self.poses}")
+        if self.frames < 2:
+            raise InputError(f"--frames must be at least 2, got {self.frames}")
+        if self.pose_kind == "sfm" and self.order != photo_layouts.ORDER_NAME:
             raise InputError("--order exif_time pairs photos with the fruit table; "
                              "structure from motion pairs each photo with its own pose")
         if self.holdout_views < 0:
@@ -127,6 +143,7 @@ class Summary:
     max_abs_roll_degrees: float  # largest roll undone by de-rolling
     holdout_views: int
     scene_cameras: Dict[str, scene_cameras.SceneCameras]  # field of view, depth range
+    notes: List[str]  # photos left out per scene and why; SfM's registered share
 
     def format(self):
         scenes_written = len({name for names in self.split_scenes.values()
@@ -148,6 +165,7 @@ class Summary:
         ]
         lines += [f"    skipped scene {scene}: {reason}"
                   for scene, reason in self.skipped_scenes]
+        lines += [f"    {note}" for note in self.notes]
         lines.append("  poses: " + ", ".join(
             f"{count} scene(s) from the {source}" for source, count
             in sorted(self.pose_sources.items())))
@@ -201,13 +219,18 @@ def convert(options, progress_stream=sys.stderr):
     """
     started = time.monotonic()
     options.validate()
-    source = open_source(options.input_path)
+    video = options.video_input
+    source = None if video else open_source(options.input_path)
     try:
         writer = DatasetWriter(options.output_dir, options.name, options.overwrite)
     except FileExistsError:
         raise InputError(f"{os.path.join(options.output_dir, options.name)} already "
                          "exists; use --overwrite to replace it")
     with writer:
+        if video:
+            source = video_source.open_video_input(
+                options.input_path, options.frames, progress_stream,
+                max(video_source.MAX_FRAME_SIDE, options.sfm_max_image_size))
         files = source.list_files()
         photos, skipped_files = classify_files(files)
         if not photos:
@@ -246,7 +269,8 @@ def convert(options, progress_stream=sys.stderr):
         seconds=time.monotonic() - started,
         pose_sources=collections.Counter(scene.pose_source for scene in plan.scenes),
         max_abs_roll_degrees=max(_largest_roll(scene) for scene in plan.scenes),
-        holdout_views=options.holdout_views, scene_cameras=cameras)
+        holdout_views=options.holdout_views, scene_cameras=cameras,
+        notes=list(getattr(source, "notes", [])) + plan.notes)
 
 
 def _plan(source, files, photos, options, progress_stream):

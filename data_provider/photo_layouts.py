@@ -71,6 +71,9 @@ class Plan:
     pairing: str  # one sentence saying how photos were paired with poses
     skipped_photos: collections.Counter  # reason -> count
     skipped_scenes: List[Tuple[str, str]]  # (scene, reason)
+    # What the summary should tell about the scenes that convert: photos
+    # left out and why, how well structure from motion registered.
+    notes: List[str] = dataclasses.field(default_factory=list)
 
 
 def plan_fruit_scenes(photos, order=ORDER_NAME):

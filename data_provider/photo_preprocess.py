@@ -40,10 +40,11 @@ class ConvertedPhoto:
     exif_focal: Optional[Focal]  # the focal length the EXIF states, if any
 
 
-def oriented_size(image):
-    """(width, height) of a Pillow image as opened, once EXIF-oriented."""
+def exif_focal_and_size(image):
+    """(the Focal its EXIF states or None, (width, height) once
+    EXIF-oriented) of a Pillow image as opened (before draft())."""
     turned = image.getexif().get(_ORIENTATION) in _TURNED_ORIENTATIONS
-    return image.size[::-1] if turned else image.size
+    return exif_focal(image), tuple(image.size[::-1] if turned else image.size)
 
 
 def crop_geometry(width, height, size):
@@ -103,7 +104,7 @@ def convert_photo(name, data, size, read_capture_time=False, roll_degrees=0.0):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                photo_size, focal = oriented_size(image), exif_focal(image)
+                focal, photo_size = exif_focal_and_size(image)
                 # A square request keeps both sides >= the resize target
                 # whatever the EXIF rotation does afterwards.
                 image.draft("RGB", (short_side, short_side))
@@ -120,7 +121,7 @@ def convert_photo(name, data, size, read_capture_time=False, roll_degrees=0.0):
     resized, box = crop_geometry(image.width, image.height, size)
     square = image.resize(resized, Image.Resampling.LANCZOS).crop(box)
     return ConvertedPhoto(name, np.asarray(square, dtype=np.uint8), taken,
-                          tuple(photo_size), focal)
+                          photo_size, focal)
 
 
 def convert_photos(source, names, size, read_capture_time=False, rolls=None):

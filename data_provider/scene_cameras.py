@@ -74,10 +74,9 @@ class SceneCameras:
 
 def view_focal(pose_focal, photo, focal_35mm=None):
     """The Focal one converted photo gets (see the module docstring)."""
-    if focal_35mm:
-        return intrinsics.from_35mm(focal_35mm, photo.photo_size,
-                                    f"--focal_length_35mm {focal_35mm:g}")
-    return pose_focal or photo.exif_focal or intrinsics.assumed(photo.photo_size)
+    return (intrinsics.known_focal(photo.photo_size, photo.exif_focal, pose_focal,
+                                   focal_35mm)
+            or intrinsics.assumed(photo.photo_size))
 
 
 def describe_scene(scene, photos, image_size, focal_35mm=None):

@@ -381,9 +381,6 @@ def test_transforms_json_reads_extension_case_and_lists_unposed(tmp_path):
      r"scene/transforms\.json: frame 0 \(frame0\): .*3x3 part \[\[.*2\.0.* is not a rotation"),
     (lambda frames: [dict(frames[0], transform_matrix=np.diag([1.0, 1.0, 0.0, 1.0]).tolist())],
      r"frame 0 \(frame0\): .*not a rotation .*det = 0"),
-    (lambda frames: frames + [dict(frames[0], file_path="./frame9.png")],
-     r"scene/transforms\.json: frame 3 \(\./frame9\.png\): photo scene/frame9\.png is "
-     r"not in the input"),
     (lambda frames: frames + [dict(frames[1], file_path="frame1.jpg")],
      r"scene/transforms\.json: frame 3 \(frame1\.jpg\): photo scene/frame1\.jpg is named "
      r"twice, by frames 1 and 3"),
@@ -447,6 +444,25 @@ def test_bad_transforms_intrinsics_name_the_frame_and_value(tmp_path, fields, ex
         read_transforms(source)
 
 
+def test_transforms_json_frames_without_photos_are_listed_as_absent(tmp_path):
+    """Capture tools drop blurred photos after writing the file: the frames
+    whose photo is gone are listed, the rest are posed; a file that leaves
+    fewer than two photos posed is refused, naming them."""
+    frames = good_frames()
+    source = small_transforms_scene(tmp_path, frames + [
+        dict(frames[0], file_path="./frame9.png"), dict(frames[1], file_path="gone")])
+    posed = read_transforms(source)
+    assert posed.photos == ("scene/frame0.jpg", "scene/frame1.jpg", "scene/frame2.jpg")
+    assert posed.absent == ("./frame9.png", "gone")
+    (tmp_path / "one").mkdir()
+    source = small_transforms_scene(tmp_path / "one", [
+        frames[0], dict(frames[1], file_path="gone1"), dict(frames[2], file_path="gone2")])
+    with pytest.raises(InputError, match=r"scene/transforms\.json: 1 photo\(s\) posed; 2 "
+                                         r"photo\(s\) it names are not in the input: gone1, "
+                                         r"gone2; a scene needs at least 2"):
+        read_transforms(source)
+
+
 def test_missing_transforms_json_names_it(tmp_path):
     source = small_transforms_scene(tmp_path)
     with pytest.raises(InputError, match=r"scene/transforms\.json: not found"):
@@ -495,10 +511,15 @@ def test_colmap_photos_beside_the_model_and_unposed_photos(tmp_path):
     assert posed.points.shape == (1, 3)
 
 
-def test_colmap_model_photo_absent_names_model_and_photo(tmp_path):
+def test_colmap_model_photos_absent_are_listed(tmp_path):
     source, _ = small_colmap_scene(tmp_path, photos=("a.jpg", "c.jpg"))
-    with pytest.raises(InputError, match=r"scene/sparse/0/images\.txt: line \d+: "
-                                         r"photo b\.jpg is not in the input"):
+    posed = read_colmap(source)
+    assert posed.photos == ("scene/images/a.jpg", "scene/images/c.jpg")
+    assert posed.absent == ("b.jpg",)
+    source, _ = small_colmap_scene(tmp_path / "one", photos=("c.jpg",))
+    with pytest.raises(InputError, match=r"scene/sparse/0/images\.txt: 1 photo\(s\) posed; "
+                                         r"2 photo\(s\) it names are not in the input: "
+                                         r"a\.jpg, b\.jpg"):
         read_colmap(source)
 
 

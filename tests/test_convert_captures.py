@@ -254,20 +254,47 @@ def test_no_posable_scene_is_refused_and_nothing_is_written(tmp_path, apple):
 
 
 def test_colmap_photo_absent_or_unposed(tmp_path, apple):
+    """'first': a photo its model names is gone; 'second': two photos more
+    than its model knows. Both convert the rest, and the summary counts and
+    names what was left out."""
     root = two_captures(tmp_path, apple, "colmap_text")
-    # 'first': a photo the model names is gone; 'second': two photos more
-    # than the model knows.
     os.remove(root / "first" / "images" / "frame000043.jpg")
     for extra in ("extra1.jpg", "extra2.jpg"):
         shutil.copy(os.path.join(APPLE, "frame000007.jpg"), root / "second" / "images" / extra)
     summary = convert(capture_options(tmp_path, root, poses="colmap"))
-    [(scene, reason)] = summary.skipped_scenes
-    assert scene == "first"
-    assert "first/sparse/0/images.txt" in reason and "frame000043.jpg" in reason
-    assert summary.skipped_photos[
-        "no camera in the pose file"] == 2
-    [(frames, _)] = records(summary.output_path, "test")
-    assert len(frames) == 20
+    assert summary.skipped_scenes == []
+    assert summary.skipped_photos["no camera in the pose file"] == 2
+    first, second = records(summary.output_path, "test")
+    assert (len(first[0]), len(second[0])) == (19, 20)
+    text = summary.format()
+    assert ("first: 1 photo(s) named by first/sparse/0/images.txt are not in the input, "
+            "left out: frame000043.jpg") in text
+    assert ("second: 2 photo(s) have no camera in second/sparse/0/images.txt, left out: "
+            "second/images/extra1.jpg, second/images/extra2.jpg") in text
+
+
+def test_transforms_json_naming_absent_photos_converts_the_rest(tmp_path, apple):
+    """A capture tool dropped 7 blurred photos after writing transforms.json:
+    the other 13 convert with their cameras, and the summary counts the 7
+    and names the first few once."""
+    names, centres, _ = apple
+    root, scene = lay_out(tmp_path, apple, "transforms")
+    gone = names[3:10]
+    for name in gone:
+        os.remove(root / scene / name)
+    summary = convert(capture_options(tmp_path, root, poses="transforms", image_size=SIZE))
+    [(frames, cameras)] = records(summary.output_path, "test")
+    assert len(frames) == 13
+    kept = [index for index, name in enumerate(names) if name not in gone]
+    index, _ = identify(frames, expected_frames(apple)[kept])
+    assert sorted(index) == list(range(13))
+    assert similarity_residual(centres[kept][index], cameras[:, :3]).max() < 1e-5
+    notes = [line for line in summary.format().splitlines() if "not in the input" in line]
+    assert len(notes) == 1
+    assert "scene: 7 photo(s) named by scene/transforms.json are not in the input" in notes[0]
+    # The json names every other photo without its extension (capture_helpers).
+    assert "... (2 more)" in notes[0] and sum(
+        os.path.splitext(name)[0] in notes[0] for name in gone) == 5
 
 
 def test_too_few_views_and_too_many_held_out_are_reported(tmp_path, apple):

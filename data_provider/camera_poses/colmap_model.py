@@ -54,7 +54,8 @@ def read_colmap_scene(source, scene_dir, files):
     Model image names are relative to the image folder: each resolves to
     `<scene>/images/<name>`, else `<model>/<name>`, else `<scene>/<name>`,
     the first that exists. Photos beside the posed ones with no model entry
-    are returned as `unposed`, not an error. Raises InputError naming the
+    are returned as `unposed`, and entries whose photo is in none of those
+    places as `absent`, not errors. Raises InputError naming the
     model file (and the line or record, and the photo) for bad input.
     """
     model = find_model(files, scene_dir)
@@ -80,29 +81,27 @@ def read_colmap_scene(source, scene_dir, files):
     points = parse_points(points_file, contents[points_file]) \
         if points_file in contents else None
 
-    pairs, seen = [], {}
+    pairs, seen, absent = [], {}, []
     for where, name, qvec, tvec, camera_id in entries:
         if camera_id not in focals:
             raise InputError(f"{images_file}: {where} ({name}): camera {camera_id} "
                              f"is not in {cameras_file}")
-        photo = _resolve(names, scene_dir, model, name)
-        if photo is None:
-            raise InputError(f"{images_file}: {where}: photo {name} is not in the "
-                             f"input (looked in "
-                             f"{posixpath.join(scene_dir, 'images')}/, "
-                             f"{model or 'the root'}/ and "
-                             f"{scene_dir or 'the root'}/)")
-        if photo in seen:
-            raise InputError(f"{images_file}: {where}: photo {name} is already "
-                             f"posed by {seen[photo]}")
-        seen[photo] = where
         rotation = _rotation_of(qvec, images_file, where, name)
         if not np.isfinite(tvec).all():
             raise InputError(f"{images_file}: {where} ({name}): non-finite "
                              f"translation {tvec.tolist()}")
+        photo = _resolve(names, scene_dir, model, name)
+        if photo is None:
+            absent.append(name)
+            continue
+        if photo in seen:
+            raise InputError(f"{images_file}: {where}: photo {name} is already "
+                             f"posed by {seen[photo]}")
+        seen[photo] = where
         pairs.append((photo, -rotation.T @ tvec, rotation.T, focals[camera_id]))
     return build_posed_photos(scene_files(files, scene_dir), pairs, points=points,
-                              model_file=images_file, source_label=images_file)
+                              model_file=images_file, source_label=images_file,
+                              absent=absent)
 
 
 def _resolve(names, scene_dir, model, name):

@@ -113,6 +113,15 @@ def from_35mm(focal_35mm, photo_size, source):
     return Focal(pixels, pixels, tuple(photo_size), source)
 
 
+def known_focal(photo_size, exif=None, pose_file=None, focal_35mm=None):
+    """The Focal that states a photo's focal length, in order of trust: the
+    user's --focal_length_35mm, the pose file's (or SfM's) camera, the
+    photo's EXIF; None when none does."""
+    if focal_35mm:
+        return from_35mm(focal_35mm, photo_size, f"--focal_length_35mm {focal_35mm:g}")
+    return pose_file or exif
+
+
 def assumed(photo_size):
     """The labelled assumption for a photo whose focal length nobody states."""
     return from_35mm(ASSUMED_FOCAL_35MM, photo_size, ASSUMED_SOURCE)

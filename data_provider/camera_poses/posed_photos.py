@@ -7,7 +7,7 @@ import numpy as np
 
 from data_provider.camera_poses.frame import CameraSet
 from data_provider.camera_poses.intrinsics import Focal
-from data_provider.photo_source import natural_sort_key, skip_reason
+from data_provider.photo_source import InputError, natural_sort_key, skip_reason
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -19,8 +19,10 @@ class PosedPhotos:
     the file states no focal length). `points` are (P, 3) world points of
     the model, or None.
     `model_file` names the file the poses came from; `unposed` lists the
-    photos beside the posed ones that the file does not mention (the
-    converter reports them and leaves them out).
+    photos beside the posed ones that the file does not mention, and
+    `absent` the photos the file names that are not in the input (capture
+    tools drop blurred frames after writing the file); the converter
+    reports both and leaves them out.
     """
     photos: Tuple[str, ...]
     cameras: CameraSet
@@ -28,6 +30,7 @@ class PosedPhotos:
     points: Optional[np.ndarray]
     model_file: str
     unposed: Tuple[str, ...]
+    absent: Tuple[str, ...] = ()
 
 
 def scene_files(files, scene_dir):
@@ -38,14 +41,27 @@ def scene_files(files, scene_dir):
     return [name for name in files if name.startswith(prefix)]
 
 
-def build_posed_photos(files, pairs, points, model_file, source_label):
+def listed(names, limit=5):
+    """'a, b, c' or 'a, b, c, ... (7 more)': the first few of many names."""
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def build_posed_photos(files, pairs, points, model_file, source_label, absent=()):
     """PosedPhotos from (photo, centre, camera_to_world, focal or None)
-    `pairs` in any order.
+    `pairs` in any order; `absent`: the photos the file names that are not
+    in the input. InputError when fewer than two photos are posed.
 
     Photos in the same folders as the posed ones (and nowhere else, so
     downscaled copies such as nerfstudio's images_2/ are not listed) that no
     pair names become `unposed`.
     """
+    if len(pairs) < 2:
+        missing = (f"; {len(absent)} photo(s) it names are not in the input: "
+                   f"{listed(absent)}" if absent else "")
+        raise InputError(f"{model_file}: {len(pairs)} photo(s) posed{missing}; a scene "
+                         "needs at least 2")
     pairs = sorted(pairs, key=lambda pair: natural_sort_key(pair[0]))
     photos = tuple(pair[0] for pair in pairs)
     cameras = CameraSet(centres=np.array([pair[1] for pair in pairs]).reshape(-1, 3),
@@ -60,4 +76,4 @@ def build_posed_photos(files, pairs, points, model_file, source_label):
                            key=natural_sort_key))
     return PosedPhotos(photos=photos, cameras=cameras,
                        focals=tuple(pair[3] for pair in pairs), points=points,
-                       model_file=model_file, unposed=unposed)
+                       model_file=model_file, unposed=unposed, absent=tuple(absent))

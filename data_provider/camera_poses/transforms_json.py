@@ -50,7 +50,7 @@ def read_transforms_scene(source, scene_dir, files):
         raise InputError(f"{json_name}: needs a non-empty list 'frames' at the top "
                          "level (NeRF transforms.json layout)")
     matcher = _PhotoMatcher(scene_files(files, scene_dir))
-    pairs, first_frame = [], {}
+    pairs, first_frame, absent = [], {}, []
     for index, entry in enumerate(frames):
         where = f"{json_name}: frame {index}"
         if not isinstance(entry, dict) or "file_path" not in entry \
@@ -62,16 +62,20 @@ def read_transforms_scene(source, scene_dir, files):
             raise InputError(f"{where}: file_path must be a path string, got "
                              f"{file_path!r}")
         where = f"{json_name}: frame {index} ({file_path})"
+        centre, rotation = _camera_of(entry["transform_matrix"], where)
+        focal = transforms_focal(frame_intrinsics(content, entry), where)
         photo = matcher.find(posixpath.join(scene_dir, file_path), where)
+        if photo is None:
+            absent.append(file_path)
+            continue
         if photo in first_frame:
             raise InputError(f"{where}: photo {photo} is named twice, by frames "
                              f"{first_frame[photo]} and {index}")
         first_frame[photo] = index
-        centre, rotation = _camera_of(entry["transform_matrix"], where)
-        focal = transforms_focal(frame_intrinsics(content, entry), where)
         pairs.append((photo, centre, rotation, focal))
     return build_posed_photos(scene_files(files, scene_dir), pairs, points=None,
-                              model_file=json_name, source_label=json_name)
+                              model_file=json_name, source_label=json_name,
+                              absent=absent)
 
 
 def frame_intrinsics(content, entry):
@@ -113,7 +117,7 @@ def _camera_of(value, where):
 class _PhotoMatcher:
     """Finds the photo a file_path means: the exact file, else the file whose
     extension differs from the path's only in case, else the file named by
-    the path plus an image extension (any case)."""
+    the path plus an image extension (any case); None when there is none."""
 
     def __init__(self, names):
         self._names = set(names)
@@ -136,10 +140,7 @@ class _PhotoMatcher:
         if len(candidates) > 1:
             raise InputError(f"{where}: ambiguous, several photos match "
                              f"{path}: {sorted(candidates)}")
-        if not candidates:
-            raise InputError(f"{where}: photo {path} is not in the input "
-                             "(tried the image extensions too)")
-        return candidates[0]
+        return candidates[0] if candidates else None
 
 
 def _short(value, limit=200):
