@@ -1,5 +1,5 @@
 # Two commands set everything up on a machine with only Python 3.11:
-#   make test   - create .venv, install the package with its test and sfm extras, run the suite
+#   make test   - create .venv, install the package with its test, sfm and video extras, run the suite
 #   make demo   - same set-up, then run the end-to-end demo
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test,sfm]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test,sfm,video]'
 	touch $(STAMP)
 
 test: $(STAMP)

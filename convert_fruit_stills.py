@@ -25,25 +25,41 @@ Where the poses come from (--poses):
               images/ or beside the model.
   sfm         estimate the poses from the photos with COLMAP (pycolmap, the
               optional extra: pip install '.[sfm]'); each folder of photos
-              is a scene. Models are kept in --sfm_dir and reused.
+              is a scene. Models are kept in --sfm_dir and reused. A video
+              clip (or a folder of clips, one scene each; PyAV, the optional
+              extra: pip install '.[video]') is posed this way: --frames
+              frames are kept, spread evenly over the clip, each the
+              sharpest of its stretch, turned upright as the phone's
+              rotation says.
 The input is one capture (a folder of photos), or a folder or zip of scene
 folders. Imported and estimated cameras are normalised into one GQN frame:
 the object at the origin, z up, mean camera distance --radius, DeepMind's
 yaw and pitch; each photo is rotated level (the pose has no roll) before the
 crop. --holdout_views K keeps K views of every scene out of training: the
 test split asks for them as queries (what one capture needs).
+
+Every record also carries its frames' field of view (across the square
+frame as written) and its scene's depth range, and dataset_info.json's
+scene_cameras says where each came from. The field of view: from
+--focal_length_35mm if given, else the pose file's camera (transforms.json
+fl_x or camera_angle_x, COLMAP cameras) or the camera SfM estimated, else
+the photo's EXIF (FocalLengthIn35mmFilm, or FocalLength with the sensor's
+pixel pitch), else an assumed phone main camera (26 mm equivalent), which
+the summary says. The depth range: the depths of the model's 3-D points
+the frames see (COLMAP, SfM), else the camera distances.
 """
 import sys
 
 from absl import app, flags
 
-from data_provider import fruit_stills
+from data_provider import fruit_stills, video_source
 from data_provider.camera_poses.frame import DEFAULT_RADIUS
 from data_provider.photo_layouts import ANGLE_UNITS, ORDER_NAME, PHOTO_ORDERS
 from gqn import cli_flags
 
-flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, or a folder "
-                    "or zip of your own photos.")
+flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, a folder or zip "
+                    "of your own photos, or a video clip (.mp4, .mov, .m4v) or a folder "
+                    "of clips (one scene each; the optional 'video' extra).")
 flags.DEFINE_string("output_dir", None, "Records go to <output_dir>/<name>/.")
 flags.DEFINE_string("name", "fruit_stills", "Dataset name (output sub-folder).")
 flags.DEFINE_integer("image_size", 64, "Side of the square output frames.")
@@ -73,6 +89,14 @@ flags.DEFINE_string("sfm_dir", None, "--poses sfm: where the COLMAP models are "
                     "--poses colmap with the same --sfm_dir.")
 flags.DEFINE_integer("sfm_max_image_size", 640, "--poses sfm: long side of the "
                      "downscaled copies COLMAP sees.")
+flags.DEFINE_float("focal_length_35mm", None, "The camera's 35 mm-equivalent focal "
+                   "length in mm (a phone's main camera is about 26), for photos "
+                   "whose EXIF does not state it: it sets every frame's field of "
+                   "view (over any other source) and is --poses sfm's focal-length "
+                   "prior.")
+flags.DEFINE_integer("frames", video_source.DEFAULT_FRAMES, "Video input: frames "
+                     "kept of each clip, spread evenly over it, each the sharpest of "
+                     "its stretch of the clip.")
 flags.DEFINE_enum("angle_unit", "degrees", ANGLE_UNITS,
                   "Unit of the manifest's yaw and pitch columns.")
 flags.DEFINE_enum("order", ORDER_NAME, PHOTO_ORDERS, "Fruit preset: order in "
@@ -92,7 +116,8 @@ def main(argv):
         angle_unit=FLAGS.angle_unit, order=FLAGS.order, workers=FLAGS.workers,
         poses=FLAGS.poses, fallback=FLAGS.fallback, holdout_views=FLAGS.holdout_views,
         context_size=FLAGS.context_size, radius=FLAGS.radius, sfm_dir=FLAGS.sfm_dir,
-        sfm_max_image_size=FLAGS.sfm_max_image_size)
+        sfm_max_image_size=FLAGS.sfm_max_image_size,
+        focal_length_35mm=FLAGS.focal_length_35mm, frames=FLAGS.frames)
     try:
         summary = fruit_stills.convert(options)
     except fruit_stills.InputError as error:

@@ -29,6 +29,8 @@ setup(
         "tpu": ["cloud-tpu-client"],
         # COLMAP structure-from-motion for `convert_fruit_stills.py --poses sfm`
         "sfm": ["pycolmap"],
+        # video clips as captures (`--input clip.mp4`): PyAV ships its own FFmpeg
+        "video": ["av"],
         "test": ["pytest"],
     },
     entry_points={

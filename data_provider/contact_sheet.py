@@ -31,11 +31,13 @@ MAX_POINTS_DRAWN = 4000
 @dataclasses.dataclass
 class SheetRow:
     """One scene of the sheet: uint8 (S, S, 3) views with raw (V, 5) poses
-    in the GQN frame, and optional (P, 3) scene points in that frame."""
+    in the GQN frame, optional (P, 3) scene points in that frame, and an
+    optional second title line (what the cameras' intrinsics are)."""
     title: str
     views: list
     poses: np.ndarray
     points: Optional[np.ndarray] = None
+    subtitle: Optional[str] = None
 
 
 def view_colour(index, count):
@@ -51,16 +53,19 @@ def draw_contact_sheet(rows):
     per_line = min(MAX_VIEWS_PER_LINE, max(len(row.views) for row in rows))
     lines = [-(-len(row.views) // per_line) for row in rows]
     views_height = [n * (thumb + CAPTION_HEIGHT + MARGIN) for n in lines]
-    heights = [TITLE_HEIGHT + max(MAP_SIZE + CAPTION_HEIGHT, h) + MARGIN
-               for h in views_height]
+    titles = [TITLE_HEIGHT * (2 if row.subtitle else 1) for row in rows]
+    heights = [title + max(MAP_SIZE + CAPTION_HEIGHT, h) + MARGIN
+               for title, h in zip(titles, views_height)]
     width = MARGIN + 2 * (MAP_SIZE + MARGIN) + per_line * (thumb + MARGIN)
     sheet = Image.new("RGB", (width, MARGIN + sum(heights)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=13)
     top = MARGIN
-    for row, height in zip(rows, heights):
+    for row, height, title_height in zip(rows, heights, titles):
         draw.text((MARGIN, top + 3), row.title, fill=INK, font=font)
-        body = top + TITLE_HEIGHT
+        if row.subtitle:
+            draw.text((MARGIN, top + TITLE_HEIGHT + 1), row.subtitle, fill=INK, font=font)
+        body = top + title_height
         poses = np.asarray(row.poses, np.float64)
         extent = _extent(poses)
         _draw_map(draw, font, (MARGIN, body), poses, row.points, extent, axes=(0, 1),

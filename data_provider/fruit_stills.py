@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
-from data_provider import capture_plans, contact_sheet, photo_layouts, photo_preprocess
+from data_provider import (capture_plans, contact_sheet, photo_layouts, photo_preprocess,
+                           scene_cameras, video_source)
 from data_provider.camera_poses.frame import DEFAULT_RADIUS
 from data_provider.photo_source import InputError, classify_files, open_source
 from data_provider.record_writer import DatasetWriter, encode_jpeg, serialize_scene
@@ -58,6 +59,8 @@ class ConversionOptions:
     sfm_dir: Optional[str] = None  # kept SfM models (default beside the output)
     sfm_max_image_size: int = 640  # long side of the photos SfM sees (13 of the
     # apple's 20 register from 512 up, 4 at 400; 640 takes 5-15 s there)
+    focal_length_35mm: Optional[float] = None  # overrides every other focal source
+    frames: int = video_source.DEFAULT_FRAMES  # kept of each video clip
 
     @property
     def views_needed(self):
@@ -65,9 +68,19 @@ class ConversionOptions:
         return self.context_size + 1 + self.holdout_views
 
     @property
+    def video_input(self):
+        """Whether the input is a video clip or a folder of clips."""
+        return bool(video_source.clips_in(self.input_path))
+
+    @property
     def pose_kind(self):
-        """The pose source, with a lone --manifest meaning 'manifest'."""
-        return "manifest" if self.manifest and self.poses == "fruit" else self.poses
+        """The pose source, with a lone --manifest meaning 'manifest' and
+        video input (left at the default) meaning 'sfm'."""
+        if self.poses == "fruit" and self.manifest:
+            return "manifest"
+        if self.poses == "fruit" and self.video_input:
+            return "sfm"
+        return self.poses
 
     def validate(self):
         if self.poses not in POSE_SOURCES:
@@ -81,7 +94,12 @@ class ConversionOptions:
         if self.fallback != "none" and self.poses != "sfm":
             raise InputError("--fallback is for --poses sfm (where a scene fails to "
                              "register)")
-        if self.poses == "sfm" and self.order != photo_layouts.ORDER_NAME:
+        if self.video_input and self.pose_kind != "sfm":
+            raise InputError(f"video input {self.input_path} is posed by structure from "
+                             f"motion (--poses sfm), not --poses {self.poses}")
+        if self.frames < 2:
+            raise InputError(f"--frames must be at least 2, got {self.frames}")
+        if self.pose_kind == "sfm" and self.order != photo_layouts.ORDER_NAME:
             raise InputError("--order exif_time pairs photos with the fruit table; "
                              "structure from motion pairs each photo with its own pose")
         if self.holdout_views < 0:
@@ -93,6 +111,10 @@ class ConversionOptions:
         if self.sfm_max_image_size < 64:
             raise InputError(f"SfM image size must be >= 64 pixels, got "
                              f"{self.sfm_max_image_size}")
+        if self.focal_length_35mm is not None and not (
+                math.isfinite(self.focal_length_35mm) and self.focal_length_35mm > 0):
+            raise InputError(f"focal length must be a positive number of millimetres "
+                             f"(35 mm-equivalent), got {self.focal_length_35mm}")
         if self.image_size < 8:
             raise InputError(f"image size must be at least 8, got {self.image_size}")
         if not 0.0 <= self.test_fraction < 1.0:
@@ -120,6 +142,8 @@ class Summary:
     pose_sources: collections.Counter  # scenes per pose source
     max_abs_roll_degrees: float  # largest roll undone by de-rolling
     holdout_views: int
+    scene_cameras: Dict[str, scene_cameras.SceneCameras]  # field of view, depth range
+    notes: List[str]  # photos left out per scene and why; SfM's registered share
 
     def format(self):
         scenes_written = len({name for names in self.split_scenes.values()
@@ -141,6 +165,7 @@ class Summary:
         ]
         lines += [f"    skipped scene {scene}: {reason}"
                   for scene, reason in self.skipped_scenes]
+        lines += [f"    {note}" for note in self.notes]
         lines.append("  poses: " + ", ".join(
             f"{count} scene(s) from the {source}" for source, count
             in sorted(self.pose_sources.items())))
@@ -150,6 +175,9 @@ class Summary:
         if self.holdout_views:
             lines.append(f"  held out: {self.holdout_views} view(s) of every scene, "
                          "only in the test split (as queries)")
+        lines.append("  cameras (field of view across the written frame; depth range "
+                     "in GQN units):")
+        lines += scene_cameras.summary_lines(self.scene_cameras)
         lines += [
             f"  photos: {self.photos_found} found, {self.photos_written} written, "
             f"{self.photos_found - self.photos_written} skipped"
@@ -191,13 +219,18 @@ def convert(options, progress_stream=sys.stderr):
     """
     started = time.monotonic()
     options.validate()
-    source = open_source(options.input_path)
+    video = options.video_input
+    source = None if video else open_source(options.input_path)
     try:
         writer = DatasetWriter(options.output_dir, options.name, options.overwrite)
     except FileExistsError:
         raise InputError(f"{os.path.join(options.output_dir, options.name)} already "
                          "exists; use --overwrite to replace it")
     with writer:
+        if video:
+            source = video_source.open_video_input(
+                options.input_path, options.frames, progress_stream,
+                max(video_source.MAX_FRAME_SIDE, options.sfm_max_image_size))
         files = source.list_files()
         photos, skipped_files = classify_files(files)
         if not photos:
@@ -210,15 +243,23 @@ def convert(options, progress_stream=sys.stderr):
             raise InputError(f"input {options.input_path}: no scene can be "
                              f"converted ({reasons or 'no SceneN folders with photos'})")
         scenes = _convert_scenes(source, plan, options, progress_stream)
-        split_scenes_written, test_scenes = _write_splits(writer, plan, scenes, options)
+        cameras = {scene.name: scene_cameras.describe_scene(
+                       scene, views, options.image_size, options.focal_length_35mm)
+                   for scene, views in zip(plan.scenes, scenes)}
+        split_scenes_written, test_scenes = _write_splits(writer, plan, scenes, cameras,
+                                                          options)
         _write_preview(os.path.join(writer.work_dir, PREVIEW_FILE_NAME), plan, scenes,
-                       test_scenes, options.holdout_views)
+                       cameras, test_scenes, options.holdout_views)
         view_counts = [len(scene.photos) for scene in plan.scenes]
         frames = {scene.name: scene.frame for scene in plan.scenes if scene.frame}
+        angle, angle_source = scene_cameras.dataset_field_of_view(cameras)
         writer.finish(frame_size=options.image_size,
                       sequence_size=max(view_counts) - options.holdout_views,
                       min_views=min(view_counts) - options.holdout_views,
-                      holdout_views=options.holdout_views, scene_frames=frames or None)
+                      holdout_views=options.holdout_views, scene_frames=frames or None,
+                      field_of_view_degrees=angle, field_of_view_source=angle_source,
+                      scene_cameras={name: described.json_dict()
+                                     for name, described in cameras.items()})
     return Summary(
         output_path=writer.final_dir, pairing=plan.pairing, files_found=len(files),
         photos_found=len(photos), skipped_files=skipped_files,
@@ -228,7 +269,8 @@ def convert(options, progress_stream=sys.stderr):
         seconds=time.monotonic() - started,
         pose_sources=collections.Counter(scene.pose_source for scene in plan.scenes),
         max_abs_roll_degrees=max(_largest_roll(scene) for scene in plan.scenes),
-        holdout_views=options.holdout_views)
+        holdout_views=options.holdout_views, scene_cameras=cameras,
+        notes=list(getattr(source, "notes", [])) + plan.notes)
 
 
 def _plan(source, files, photos, options, progress_stream):
@@ -276,7 +318,15 @@ def held_out_views(num_views, holdout_views):
             for index in range(holdout_views)]
 
 
-def _write_splits(writer, plan, scenes, options):
+def _record(scene, views, cameras, order):
+    """One serialized record of the views `order` of a scene."""
+    return serialize_scene([encode_jpeg(views[i].pixels) for i in order],
+                           scene.poses[order],
+                           field_of_view=cameras.record_field_of_view(order),
+                           depth_range=cameras.depth_range)
+
+
+def _write_splits(writer, plan, scenes, cameras, options):
     """Writes the train and test records; returns ({split: scene names},
     indices of the scenes in the test split). With held-out views every
     scene is in both: its other views in train, all of them (held-out ones
@@ -288,21 +338,20 @@ def _write_splits(writer, plan, scenes, options):
         for scene, views in zip(plan.scenes, scenes):
             held = held_out_views(len(views), options.holdout_views)
             order = [i for i in range(len(views)) if i not in held] + held
-            jpegs = [encode_jpeg(views[i].pixels) for i in order]
-            poses = scene.poses[order]
             context = len(views) - options.holdout_views
-            records["train"].append(serialize_scene(jpegs[:context], poses[:context]))
-            records["test"].append(serialize_scene(jpegs, poses))
+            records["train"].append(_record(scene, views, cameras[scene.name],
+                                            order[:context]))
+            records["test"].append(_record(scene, views, cameras[scene.name], order))
             for split in names:
                 names[split].append(scene.name)
     else:
         train, test = split_scenes(len(scenes), options.test_fraction, options.seed)
         for split, indices in (("train", train), ("test", test)):
             for index in indices:
-                records[split].append(serialize_scene(
-                    [encode_jpeg(photo.pixels) for photo in scenes[index]],
-                    plan.scenes[index].poses))
-                names[split].append(plan.scenes[index].name)
+                scene = plan.scenes[index]
+                records[split].append(_record(scene, scenes[index], cameras[scene.name],
+                                              list(range(len(scenes[index])))))
+                names[split].append(scene.name)
         test = set(test)
     for split, split_records in records.items():
         if split_records:
@@ -357,7 +406,7 @@ def _largest_roll(scene):
     return max([abs(roll) for roll in scene.rolls or ()] or [0.0])
 
 
-def _write_preview(path, plan, scenes, test_indices, holdout_views):
+def _write_preview(path, plan, scenes, cameras, test_indices, holdout_views):
     """A contact sheet of a few scenes spread evenly over the written set."""
     count = len(plan.scenes)
     picks = sorted(set(np.linspace(0, count - 1, min(PREVIEW_SCENES, count))
@@ -373,5 +422,6 @@ def _write_preview(path, plan, scenes, test_indices, holdout_views):
         rows.append(contact_sheet.SheetRow(
             f"{scene.name}  ({len(scene.photos)} views, {split}; poses from the "
             f"{scene.pose_source}" + (f", largest roll {roll:.1f} deg" if roll else "")
-            + ")", [view.pixels for view in scenes[index]], scene.poses, scene.points))
+            + ")", [view.pixels for view in scenes[index]], scene.poses, scene.points,
+            subtitle=cameras[scene.name].caption()))
     contact_sheet.draw_contact_sheet(rows).save(path, format="PNG")

@@ -46,9 +46,11 @@ class ScenePlan:
     With a fruit-preset plan ordered by EXIF time, `photos` are in name
     order until the capture times are known; `poses` are in view order.
     Scenes posed from the photos' own cameras also carry, per photo, the
-    rotation that levels it (`rolls`, degrees for Pillow's Image.rotate),
-    how their cameras were brought into the GQN frame (`frame`, for
-    dataset_info.json) and the scene's 3-D points in that frame, if any.
+    rotation that levels it (`rolls`, degrees for Pillow's Image.rotate)
+    and the focal length the pose source states (`focals`, a
+    camera_poses.intrinsics.Focal or None), how their cameras were brought
+    into the GQN frame (`frame`, for dataset_info.json) and the scene's 3-D
+    points in that frame, if any.
     """
     name: str
     photos: Tuple[str, ...]
@@ -57,6 +59,7 @@ class ScenePlan:
     rolls: Optional[Tuple[float, ...]] = None
     frame: Optional[dict] = None
     points: Optional[np.ndarray] = None
+    focals: Optional[tuple] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Plan:
     pairing: str  # one sentence saying how photos were paired with poses
     skipped_photos: collections.Counter  # reason -> count
     skipped_scenes: List[Tuple[str, str]]  # (scene, reason)
+    # What the summary should tell about the scenes that convert: photos
+    # left out and why, how well structure from motion registered.
+    notes: List[str] = dataclasses.field(default_factory=list)
 
 
 def plan_fruit_scenes(photos, order=ORDER_NAME):

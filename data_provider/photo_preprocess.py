@@ -9,11 +9,12 @@ import dataclasses
 import io
 import math
 import warnings
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from data_provider.camera_poses.intrinsics import Focal, exif_focal
 from data_provider.photo_source import InputError
 
 # The seed resized 4032x3024 photos to 96x72 and cropped (16, 4, 80, 68): the
@@ -26,6 +27,8 @@ _DATE_TIME_ORIGINAL = 36867
 _SUBSEC_TIME_ORIGINAL = 37521
 _DATE_TIME = 306
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+_ORIENTATION = 0x0112
+_TURNED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +36,15 @@ class ConvertedPhoto:
     name: str
     pixels: np.ndarray  # (size, size, 3) uint8
     capture_time: Optional[str]  # EXIF 'YYYY:MM:DD HH:MM:SS.subsec', if asked
+    photo_size: Tuple[int, int]  # (width, height), EXIF-oriented, full size
+    exif_focal: Optional[Focal]  # the focal length the EXIF states, if any
+
+
+def exif_focal_and_size(image):
+    """(the Focal its EXIF states or None, (width, height) once
+    EXIF-oriented) of a Pillow image as opened (before draft())."""
+    turned = image.getexif().get(_ORIENTATION) in _TURNED_ORIENTATIONS
+    return exif_focal(image), tuple(image.size[::-1] if turned else image.size)
 
 
 def crop_geometry(width, height, size):
@@ -46,12 +58,13 @@ def crop_geometry(width, height, size):
     return resized, (left, top, left + size, top + size)
 
 
-def cropped_field_of_view(short_side_degrees):
-    """The field of view (degrees) of a converted frame from a camera with
-    `short_side_degrees` across the photo's short side: the frame keeps
-    1 / SHORT_SIDE_PER_OUTPUT of that side. The sweep representation needs
-    it (--hparams field_of_view=...)."""
-    half = math.tan(math.radians(short_side_degrees) / 2) / SHORT_SIDE_PER_OUTPUT
+def cropped_field_of_view(short_side_degrees, size=64):
+    """The field of view (degrees) of a converted `size` x `size` frame from
+    a camera with `short_side_degrees` across the photo's short side: the
+    frame keeps `size` of the short side's round(size * SHORT_SIDE_PER_OUTPUT)
+    resized pixels (8/9 exactly when size is a multiple of 8)."""
+    kept = size / round(size * SHORT_SIDE_PER_OUTPUT)
+    half = math.tan(math.radians(short_side_degrees) / 2) * kept
     return math.degrees(2 * math.atan(half))
 
 
@@ -91,6 +104,7 @@ def convert_photo(name, data, size, read_capture_time=False, roll_degrees=0.0):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
+                focal, photo_size = exif_focal_and_size(image)
                 # A square request keeps both sides >= the resize target
                 # whatever the EXIF rotation does afterwards.
                 image.draft("RGB", (short_side, short_side))
@@ -106,7 +120,8 @@ def convert_photo(name, data, size, read_capture_time=False, roll_degrees=0.0):
                          f"(truncated or corrupt?): {error}")
     resized, box = crop_geometry(image.width, image.height, size)
     square = image.resize(resized, Image.Resampling.LANCZOS).crop(box)
-    return ConvertedPhoto(name, np.asarray(square, dtype=np.uint8), taken)
+    return ConvertedPhoto(name, np.asarray(square, dtype=np.uint8), taken,
+                          photo_size, focal)
 
 
 def convert_photos(source, names, size, read_capture_time=False, rolls=None):

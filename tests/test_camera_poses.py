@@ -8,6 +8,7 @@ roll sign is proved by projecting points, and the Pillow rotation rule used
 there is itself checked against Pillow.
 """
 import json
+import math
 import os
 import struct
 import zipfile
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_provider.camera_poses import colmap_model, transforms_json
+from data_provider.camera_poses import colmap_model, intrinsics, transforms_json
 from data_provider.camera_poses.frame import (
     DEFAULT_RADIUS, CameraSet, nearest_point_to_axes, normalise_cameras,
     similarity_fit, similarity_residual)
@@ -87,6 +88,14 @@ def test_apple_cameras_read_back_paired_and_normalised(tmp_path, apple, kind, so
         assert np.allclose(posed.points, apple_points())
         extension = "txt" if kind == "colmap_text" else "bin"
         assert posed.model_file == f"{prefix}sparse/0/images.{extension}"
+
+    # The files' known focal lengths: camera_angle_x 0.8 across the photos'
+    # width (1066, their short side); a PINHOLE camera of 1500 pixels at the
+    # photos' size.
+    known = math.degrees(0.8) if kind == "transforms" else \
+        math.degrees(2 * math.atan(533 / 1500))
+    for focal in posed.focals:
+        assert focal.short_side_degrees((1066, 1896)) == pytest.approx(known, abs=1e-9)
 
     normalised = normalise_cameras(posed.cameras)
     positions = normalised.raw_poses[:, :3].astype(np.float64)
@@ -372,9 +381,6 @@ def test_transforms_json_reads_extension_case_and_lists_unposed(tmp_path):
      r"scene/transforms\.json: frame 0 \(frame0\): .*3x3 part \[\[.*2\.0.* is not a rotation"),
     (lambda frames: [dict(frames[0], transform_matrix=np.diag([1.0, 1.0, 0.0, 1.0]).tolist())],
      r"frame 0 \(frame0\): .*not a rotation .*det = 0"),
-    (lambda frames: frames + [dict(frames[0], file_path="./frame9.png")],
-     r"scene/transforms\.json: frame 3 \(\./frame9\.png\): photo scene/frame9\.png is "
-     r"not in the input"),
     (lambda frames: frames + [dict(frames[1], file_path="frame1.jpg")],
      r"scene/transforms\.json: frame 3 \(frame1\.jpg\): photo scene/frame1\.jpg is named "
      r"twice, by frames 1 and 3"),
@@ -385,6 +391,75 @@ def test_bad_transforms_json_names_the_file_and_value(tmp_path, change, expected
         changed = json.dumps(changed)
     source = small_transforms_scene(tmp_path, changed)
     with pytest.raises(InputError, match=expected):
+        read_transforms(source)
+
+
+def short_side_angles(posed, photo_size):
+    return [focal.short_side_degrees(photo_size) for focal in posed.focals]
+
+
+def test_transforms_json_focal_length_at_the_top_level_or_per_frame(tmp_path):
+    """fl_x at the top level, measured at twice the photos' size; a frame's
+    own camera_angle_x; and the same cameras against portrait photos."""
+    frames = good_frames()
+    frames[1]["camera_angle_x"] = 1.0
+    frames[2].update(fl_x=400.0, fl_y=410.0)
+    source = small_transforms_scene(tmp_path)
+    (tmp_path / "scene" / "transforms.json").write_text(json.dumps(
+        {"fl_x": 500.0, "w": 1280, "h": 960, "frames": frames}))
+    posed = read_transforms(source)
+    landscape = [math.degrees(2 * math.atan(240 / 250)),
+                 math.degrees(2 * math.atan(240 / (320 / math.tan(0.5)))),
+                 math.degrees(2 * math.atan(240 / 205))]
+    np.testing.assert_allclose(short_side_angles(posed, (640, 480)), landscape, rtol=1e-12)
+    # Portrait photos of a camera the file measured in landscape: its y
+    # axis runs along their width.
+    np.testing.assert_allclose(short_side_angles(posed, (480, 640)), landscape, rtol=1e-12)
+    assert [focal.source for focal in posed.focals] == [
+        "transforms.json fl_x", "transforms.json camera_angle_x", "transforms.json fl_x"]
+    # camera_angle_x without w and h: across the photo's own width.
+    (tmp_path / "scene" / "transforms.json").write_text(json.dumps(
+        {"camera_angle_x": 0.9, "frames": good_frames()}))
+    np.testing.assert_allclose(short_side_angles(read_transforms(source), (480, 640)),
+                               [math.degrees(0.9)] * 3, rtol=1e-12)
+    # No focal length at all: nothing to read (the converter then asks EXIF).
+    (tmp_path / "scene" / "transforms.json").write_text(json.dumps({"frames": good_frames()}))
+    assert read_transforms(source).focals == (None, None, None)
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({"fl_x": "wide", "w": 640, "h": 480}, r"frame 0 \(frame0\): fl_x must be a positive "
+                                           r"number, got 'wide'"),
+    ({"fl_x": 500.0}, r"frame 0 \(frame0\): fl_x is in pixels .* w and h are missing"),
+    ({"camera_angle_x": 4.0}, r"frame 0 \(frame0\): camera_angle_x is in radians and must "
+                              r"be below pi"),
+    ({"camera_angle_x": 0.8, "w": -3, "h": 480}, r"frame 0 \(frame0\): w must be a "
+                                                 r"positive number, got -3"),
+])
+def test_bad_transforms_intrinsics_name_the_frame_and_value(tmp_path, fields, expected):
+    source = small_transforms_scene(tmp_path)
+    (tmp_path / "scene" / "transforms.json").write_text(json.dumps(
+        {**fields, "frames": good_frames()}))
+    with pytest.raises(InputError, match=r"scene/transforms\.json: " + expected):
+        read_transforms(source)
+
+
+def test_transforms_json_frames_without_photos_are_listed_as_absent(tmp_path):
+    """Capture tools drop blurred photos after writing the file: the frames
+    whose photo is gone are listed, the rest are posed; a file that leaves
+    fewer than two photos posed is refused, naming them."""
+    frames = good_frames()
+    source = small_transforms_scene(tmp_path, frames + [
+        dict(frames[0], file_path="./frame9.png"), dict(frames[1], file_path="gone")])
+    posed = read_transforms(source)
+    assert posed.photos == ("scene/frame0.jpg", "scene/frame1.jpg", "scene/frame2.jpg")
+    assert posed.absent == ("./frame9.png", "gone")
+    (tmp_path / "one").mkdir()
+    source = small_transforms_scene(tmp_path / "one", [
+        frames[0], dict(frames[1], file_path="gone1"), dict(frames[2], file_path="gone2")])
+    with pytest.raises(InputError, match=r"scene/transforms\.json: 1 photo\(s\) posed; 2 "
+                                         r"photo\(s\) it names are not in the input: gone1, "
+                                         r"gone2; a scene needs at least 2"):
         read_transforms(source)
 
 
@@ -436,10 +511,15 @@ def test_colmap_photos_beside_the_model_and_unposed_photos(tmp_path):
     assert posed.points.shape == (1, 3)
 
 
-def test_colmap_model_photo_absent_names_model_and_photo(tmp_path):
+def test_colmap_model_photos_absent_are_listed(tmp_path):
     source, _ = small_colmap_scene(tmp_path, photos=("a.jpg", "c.jpg"))
-    with pytest.raises(InputError, match=r"scene/sparse/0/images\.txt: line \d+: "
-                                         r"photo b\.jpg is not in the input"):
+    posed = read_colmap(source)
+    assert posed.photos == ("scene/images/a.jpg", "scene/images/c.jpg")
+    assert posed.absent == ("b.jpg",)
+    source, _ = small_colmap_scene(tmp_path / "one", photos=("c.jpg",))
+    with pytest.raises(InputError, match=r"scene/sparse/0/images\.txt: 1 photo\(s\) posed; "
+                                         r"2 photo\(s\) it names are not in the input: "
+                                         r"a\.jpg, b\.jpg"):
         read_colmap(source)
 
 
@@ -486,6 +566,73 @@ def test_colmap_binary_truncated_names_the_file(tmp_path, apple):
     (model / "images.bin").write_bytes(struct.pack("<Q", 5))
     with pytest.raises(InputError, match=r"images\.bin: truncated in image record 0"):
         read_scene("colmap_binary", source, scene_dir)
+
+
+def write_cameras_txt(model, lines):
+    (model / "cameras.txt").write_text("# CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n"
+                                       + "\n".join(lines) + "\n")
+
+
+def test_colmap_cameras_give_each_photo_its_focal_length(tmp_path):
+    """Images name their cameras: a SIMPLE_RADIAL one at the photos' size
+    and an OPENCV one at half of it, with fx and fy of its own."""
+    source, model = small_colmap_scene(tmp_path)
+    write_cameras_txt(model, ["1 SIMPLE_RADIAL 64 48 50.0 32 24 0.01",
+                              "2 OPENCV 32 24 30.0 31.0 16 12 0.1 0.01 0 0"])
+    images = model / "images.txt"
+    lines = images.read_text().splitlines()
+    lines[4] = lines[4].rsplit(" ", 2)[0] + " 2 b.jpg"  # b.jpg: camera 2
+    images.write_text("\n".join(lines) + "\n")
+    posed = read_colmap(source)
+    np.testing.assert_allclose(
+        short_side_angles(posed, (64, 48)),
+        [math.degrees(2 * math.atan(24 / f)) for f in (50.0, 62.0, 50.0)], rtol=1e-12)
+    assert [focal.source for focal in posed.focals] == [
+        "COLMAP SIMPLE_RADIAL camera", "COLMAP OPENCV camera", "COLMAP SIMPLE_RADIAL camera"]
+
+
+def test_colmap_binary_cameras_read_as_pycolmap_wrote_them(tmp_path):
+    pycolmap = pytest.importorskip("pycolmap")
+    reconstruction = pycolmap.Reconstruction()
+    for camera_id, model_name, focal, params in (
+            (1, "RADIAL", 200.0, [200.0, 160, 120, 0.01, 0.001]),
+            (2, "FULL_OPENCV", 100.0, [100.0, 104.0, 80, 60] + [0.0] * 8)):
+        camera = pycolmap.Camera.create_from_model_name(camera_id, model_name, focal,
+                                                        320 // camera_id, 240 // camera_id)
+        camera.params = params
+        reconstruction.add_camera_with_trivial_rig(camera)
+    for image_id, camera_id in ((1, 1), (2, 2)):
+        image = pycolmap.Image(name=f"p{image_id}.jpg", camera_id=camera_id,
+                               image_id=image_id)
+        reconstruction.add_image_with_trivial_frame(
+            image, pycolmap.Rigid3d(pycolmap.Rotation3d(np.eye(3)), [image_id, 0.0, 3.0]))
+    model = tmp_path / "scene" / "sparse" / "0"
+    model.mkdir(parents=True)
+    reconstruction.write_binary(str(model))
+    for image_id in (1, 2):
+        (tmp_path / "scene" / f"p{image_id}.jpg").write_bytes(b"x")
+    posed = read_colmap(FolderSource(str(tmp_path)))
+    # At the photos' 640x480: camera 1 was measured at half that, camera 2
+    # at a quarter; the angle runs along the short side (y: fy).
+    np.testing.assert_allclose(short_side_angles(posed, (640, 480)),
+                               [math.degrees(2 * math.atan(120 / 200)),
+                                math.degrees(2 * math.atan(60 / 104))], rtol=1e-12)
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("1 PINHOLE 64 48 50.0 50.0 32", r"a PINHOLE camera has 4 parameters, got 3"),
+    ("1 MAGIC 64 48 50.0", r"unknown camera model 'MAGIC'"),
+    ("1 EQUIRECTANGULAR 64 48 64 48", r"not a perspective camera"),
+    ("1 PINHOLE 64 48 -5 50.0 32 24", r"focal length -5.0, 50.0 must be positive"),
+    ("1 PINHOLE wide 48 50 50 32 24", r"malformed camera line"),
+    ("7 PINHOLE 64 48 50 50 32 24", r"images\.txt: line \d+ \(a\.jpg\): camera 1 is not "
+                                    r"in scene/sparse/0/cameras\.txt"),
+])
+def test_colmap_bad_cameras_name_the_file_and_value(tmp_path, line, expected):
+    source, model = small_colmap_scene(tmp_path)
+    write_cameras_txt(model, [line])
+    with pytest.raises(InputError, match=expected):
+        read_colmap(source)
 
 
 def test_colmap_without_cameras_file_is_no_model(tmp_path):

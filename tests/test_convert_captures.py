@@ -4,6 +4,7 @@ converted with held-out views and read back through the reader; and the bad
 inputs of those sources."""
 import dataclasses
 import io
+import math
 import os
 import re
 import shutil
@@ -20,16 +21,22 @@ from data_provider.camera_poses.frame import (CameraSet, normalise_cameras,
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.gqn_tfr_provider import gqn_input_fn
-from data_provider.photo_preprocess import convert_photo
+from data_provider.photo_preprocess import convert_photo, cropped_field_of_view
 from data_provider.photo_source import InputError
 from gqn.poses import decode_poses_np, viewing_direction
 from tests.capture_helpers import APPLE, apple  # noqa: F401  (a fixture)
 from tests.capture_helpers import lay_out, opencv_from_pytorch3d
 from tests.test_convert_fruit_stills import (assert_nothing_written, eight_view_members,
-                                             write_zip)
+                                             record_cameras, write_zip)
 
 SIZE = 32
 HELD_OUT = 4
+
+
+def apple_focal_lengths():
+    """The apple's true focal lengths (20,), PyTorch3D NDC units, sorted names."""
+    with np.load(os.path.join(APPLE, "gt_cameras.npz")) as truth:
+        return truth["gtFL"][:, 0].astype(np.float64)
 
 
 def records(dataset_dir, split):
@@ -157,6 +164,36 @@ def test_held_out_views_never_reach_the_train_split(converted, apple):
         assert gaps.min() > 0.05
 
 
+def test_the_files_focal_length_reaches_the_records(converted):
+    """The known focal lengths the files state (capture_helpers: a
+    transforms.json camera_angle_x of 0.8 across the photos' 1066-pixel
+    width, their short side; a COLMAP PINHOLE camera of 1500 pixels at their
+    size) come out as the angle across the 32-pixel frames, which keep 32 of
+    the short side's 36 resized pixels; the depth range comes from the
+    camera distances (transforms.json has no points; the COLMAP model's 7
+    test points are scattered off the apple, so it may use either)."""
+    kind, dataset_dir, summary = converted
+    short_side = 0.8 if kind == "transforms" else 2 * math.atan(533 / 1500)
+    expected = 2 * math.atan(math.tan(short_side / 2) * 32 / 36)
+    assert math.radians(cropped_field_of_view(math.degrees(short_side), 32)) == \
+        pytest.approx(expected, rel=1e-12)
+    for split in ("train", "test"):
+        [(_, cameras)] = records(dataset_dir, split)
+        [(angles, near_far)] = record_cameras(dataset_dir, split)
+        np.testing.assert_allclose(angles, [expected], rtol=1e-6)
+        distances = np.linalg.norm(cameras[:, :3], axis=1)
+        assert 0 < near_far[0] < distances.min() < distances.max() < near_far[1]
+    info = datasets.get_dataset_info("apple", os.path.dirname(dataset_dir))
+    described = info.scene_cameras["scene"]
+    assert described["field_of_view_source"] == (
+        "transforms.json camera_angle_x" if kind == "transforms" else "COLMAP PINHOLE camera")
+    assert described["field_of_view_degrees"] == pytest.approx(math.degrees(expected),
+                                                               abs=1e-4)
+    if kind == "transforms":
+        assert described["depth_range_source"] == "camera distances (no 3-D points)"
+    assert f"field of view {math.degrees(expected):.1f} deg" in summary.format()
+
+
 def test_preview_shows_the_normalised_cameras(converted):
     _, dataset_dir, _ = converted
     preview = Image.open(os.path.join(dataset_dir, "preview.png"))
@@ -217,20 +254,47 @@ def test_no_posable_scene_is_refused_and_nothing_is_written(tmp_path, apple):
 
 
 def test_colmap_photo_absent_or_unposed(tmp_path, apple):
+    """'first': a photo its model names is gone; 'second': two photos more
+    than its model knows. Both convert the rest, and the summary counts and
+    names what was left out."""
     root = two_captures(tmp_path, apple, "colmap_text")
-    # 'first': a photo the model names is gone; 'second': two photos more
-    # than the model knows.
     os.remove(root / "first" / "images" / "frame000043.jpg")
     for extra in ("extra1.jpg", "extra2.jpg"):
         shutil.copy(os.path.join(APPLE, "frame000007.jpg"), root / "second" / "images" / extra)
     summary = convert(capture_options(tmp_path, root, poses="colmap"))
-    [(scene, reason)] = summary.skipped_scenes
-    assert scene == "first"
-    assert "first/sparse/0/images.txt" in reason and "frame000043.jpg" in reason
-    assert summary.skipped_photos[
-        "no camera in the pose file"] == 2
-    [(frames, _)] = records(summary.output_path, "test")
-    assert len(frames) == 20
+    assert summary.skipped_scenes == []
+    assert summary.skipped_photos["no camera in the pose file"] == 2
+    first, second = records(summary.output_path, "test")
+    assert (len(first[0]), len(second[0])) == (19, 20)
+    text = summary.format()
+    assert ("first: 1 photo(s) named by first/sparse/0/images.txt are not in the input, "
+            "left out: frame000043.jpg") in text
+    assert ("second: 2 photo(s) have no camera in second/sparse/0/images.txt, left out: "
+            "second/images/extra1.jpg, second/images/extra2.jpg") in text
+
+
+def test_transforms_json_naming_absent_photos_converts_the_rest(tmp_path, apple):
+    """A capture tool dropped 7 blurred photos after writing transforms.json:
+    the other 13 convert with their cameras, and the summary counts the 7
+    and names the first few once."""
+    names, centres, _ = apple
+    root, scene = lay_out(tmp_path, apple, "transforms")
+    gone = names[3:10]
+    for name in gone:
+        os.remove(root / scene / name)
+    summary = convert(capture_options(tmp_path, root, poses="transforms", image_size=SIZE))
+    [(frames, cameras)] = records(summary.output_path, "test")
+    assert len(frames) == 13
+    kept = [index for index, name in enumerate(names) if name not in gone]
+    index, _ = identify(frames, expected_frames(apple)[kept])
+    assert sorted(index) == list(range(13))
+    assert similarity_residual(centres[kept][index], cameras[:, :3]).max() < 1e-5
+    notes = [line for line in summary.format().splitlines() if "not in the input" in line]
+    assert len(notes) == 1
+    assert "scene: 7 photo(s) named by scene/transforms.json are not in the input" in notes[0]
+    # The json names every other photo without its extension (capture_helpers).
+    assert "... (2 more)" in notes[0] and sum(
+        os.path.splitext(name)[0] in notes[0] for name in gone) == 5
 
 
 def test_too_few_views_and_too_many_held_out_are_reported(tmp_path, apple):
@@ -303,6 +367,17 @@ def test_sfm_poses_the_real_capture_and_its_model_is_reused(tmp_path, apple):
     directions = viewing_direction(cameras[:, 3], cameras[:, 4])
     cosines = np.sum((rotation @ rotations[index][:, :, 2].T).T * directions, axis=1)
     assert np.degrees(np.arccos(np.clip(cosines, -1, 1))).max() < 3
+    # The camera SfM estimated gives the frames' field of view: within 2% of
+    # the truth's (gt_cameras.npz focal lengths, PyTorch3D NDC: the angle
+    # across the short side is 2 atan(1 / f)) for every registered frame.
+    true_short_side = 2 * np.arctan(1 / apple_focal_lengths()[index])
+    true_frame = 2 * np.arctan(np.tan(true_short_side / 2) * 32 / 36)
+    [(angles, near_far)] = record_cameras(summary.output_path, "test")
+    assert np.all(np.abs(angles / true_frame - 1) < 0.02), (angles, true_frame)
+    # SfM's points of the apple and table lie between the cameras and far
+    # beyond the origin.
+    assert 0 < near_far[0] < 1.2 < near_far[1]
+    assert "3-D points the frames see" in summary.format()
     model = sfm_dir / "sparse" / "0" / "images.bin"
     written = model.stat().st_mtime_ns
     rerun = convert(dataclasses.replace(options, overwrite=True))

@@ -7,6 +7,7 @@ colours back tells which photo it came from, and so whether it was paired
 with the right pose.
 """
 import csv
+import dataclasses
 import glob
 import io
 import math
@@ -23,7 +24,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from data_provider import datasets, photo_layouts, photo_source, synthetic
+from data_provider import datasets, photo_layouts, photo_source, scene_geometry, synthetic
+from data_provider.camera_poses.intrinsics import ASSUMED_SOURCE
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from data_provider.fruit_stills import ConversionOptions, convert, split_scenes
 from data_provider.gqn_tfr_provider import gqn_input_fn
@@ -204,9 +206,103 @@ def test_split_is_by_scene_and_described(converted):
     assert not scene_ids["train"] & scene_ids["test"]
     assert len(scene_ids["test"]) == 2
     info = datasets.get_dataset_info("fruit_stills", os.path.dirname(dataset_dir))
-    assert info == datasets.DatasetInfo("fruit_stills", train_files=1, test_files=1,
-                                        frame_size=64, sequence_size=12, min_views=8)
+    shape_facts = dataclasses.replace(info, field_of_view_degrees=None,
+                                      field_of_view_source=None, scene_cameras=None)
+    assert shape_facts == datasets.DatasetInfo("fruit_stills", train_files=1, test_files=1,
+                                               frame_size=64, sequence_size=12, min_views=8)
+    assert sorted(info.scene_cameras) == sorted(summary.split_scenes["train"]
+                                                + summary.split_scenes["test"])
     assert sorted(os.listdir(os.path.join(dataset_dir, "train"))) == ["1-of-1.tfrecord"]
+
+
+def record_cameras(dataset_dir, split):
+    """[(field_of_view radians (1,) or (V,), depth_range (2,))] in file order."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(dataset_dir, split, "*.tfrecord"))):
+        for record in tf.io.tf_record_iterator(path):
+            features = tf.train.Example.FromString(record).features.feature
+            found.append((np.array(features[scene_geometry.FIELD_OF_VIEW_KEY].float_list.value),
+                          np.array(features[scene_geometry.DEPTH_RANGE_KEY].float_list.value)))
+    return found
+
+
+def phone_frame_degrees(width, height, focal_35mm, size):
+    """The angle across a converted frame of a photo with this 35 mm-equivalent
+    focal length (equivalent across the 43.27 mm full-frame diagonal)."""
+    focal = focal_35mm * math.hypot(width, height) / math.hypot(36, 24)
+    half_short_side = min(width, height) / 2 * size / round(size * 9 / 8)
+    return math.degrees(2 * math.atan(half_short_side / focal))
+
+
+def test_fruit_records_carry_the_assumed_field_of_view_and_camera_depths(converted):
+    """No EXIF focal length in these photos: every frame takes the labelled
+    phone assumption (26 mm), and without 3-D points the depth range comes
+    from the camera distances, in the records, dataset_info and summary."""
+    summary, dataset_dir = converted
+    expected = math.radians(phone_frame_degrees(160, 120, 26, 64))
+    info = datasets.get_dataset_info("fruit_stills", os.path.dirname(dataset_dir))
+    for split in datasets.SPLITS:
+        for (frames, cameras), (angles, near_far) in zip(
+                read_records(dataset_dir, split), record_cameras(dataset_dir, split)):
+            np.testing.assert_allclose(angles, [expected], rtol=1e-6)
+            distances = np.linalg.norm(cameras[:, :3], axis=1)
+            np.testing.assert_allclose(near_far, [scene_geometry.NEAR_SHARE * distances.min(),
+                                                  scene_geometry.FAR_SHARE * distances.max()],
+                                       rtol=1e-6)
+    for scene, cameras in info.scene_cameras.items():
+        assert cameras["field_of_view_degrees"] == pytest.approx(math.degrees(expected),
+                                                                 abs=1e-3)
+        assert cameras["field_of_view_source"] == ASSUMED_SOURCE
+        assert "camera distances" in cameras["depth_range_source"]
+    assert info.field_of_view_degrees == pytest.approx(math.degrees(expected), abs=1e-3)
+    text = summary.format()
+    assert f"field of view {math.degrees(expected):.1f} deg (assumed: a phone main camera" in text
+
+
+def with_exif_focal(image, focal_35mm=None, focal_mm=None, pixels_per_cm=None,
+                    file_format="JPEG"):
+    """File bytes of `image` whose EXIF states a focal length: the 35 mm
+    equivalent, or the focal length with the sensor's pixel pitch."""
+    exif = Image.Exif()
+    tags = exif.get_ifd(0x8769)
+    if focal_35mm:
+        tags[0xA405] = focal_35mm
+    if focal_mm:
+        tags[0x920A], tags[0xA20E], tags[0xA210] = focal_mm, pixels_per_cm, 3
+    buffer = io.BytesIO()
+    image.save(buffer, format=file_format, exif=exif.tobytes(),
+               **({"quality": 95} if file_format == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def test_exif_focal_lengths_give_each_frame_its_field_of_view(tmp_path):
+    members = eight_view_members()
+    for view in range(6):  # views 7 and 8 state nothing: the assumption
+        photo = identity_photo(1, view)
+        members[f"Scene1/IMG_{view + 1}.JPG"] = (
+            with_exif_focal(photo, focal_35mm=52) if view < 4 else
+            with_exif_focal(photo, focal_mm=4.0, pixels_per_cm=400.0))
+    summary = convert(options(tmp_path, write_zip(tmp_path / "exif.zip", members),
+                              test_fraction=0.0, image_size=32))
+    [(angles, _)] = record_cameras(summary.output_path, "train")
+    # 4 mm at 400 pixels per cm: a focal length of 160 pixels.
+    by_sensor = math.degrees(2 * math.atan(60 * 32 / 36 / 160))
+    np.testing.assert_allclose(np.degrees(angles), [phone_frame_degrees(160, 120, 52, 32)] * 4
+                               + [by_sensor] * 2 + [phone_frame_degrees(160, 120, 26, 32)] * 2,
+                               rtol=1e-5)
+    source = datasets.get_dataset_info("fruit_stills", str(tmp_path / "out")).scene_cameras[
+        "Scene1"]["field_of_view_source"]
+    assert source == ("4 views: EXIF FocalLengthIn35mmFilm (52 mm); 2 views: EXIF "
+                      "FocalLength (4 mm) and the sensor's pixel pitch "
+                      f"(FocalPlaneXResolution); 2 views: {ASSUMED_SOURCE}")
+    # The user's --focal_length_35mm overrides them all.
+    summary = convert(options(tmp_path, write_zip(tmp_path / "exif.zip", members),
+                              test_fraction=0.0, image_size=32, focal_length_35mm=40,
+                              overwrite=True))
+    [(angles, _)] = record_cameras(summary.output_path, "train")
+    np.testing.assert_allclose(np.degrees(angles), [phone_frame_degrees(160, 120, 40, 32)],
+                               rtol=1e-5)
+    assert "(--focal_length_35mm 40)" in summary.format()
 
 
 def test_split_scenes_is_seeded_and_disjoint():
@@ -304,6 +400,45 @@ def test_converted_frame_sees_the_cropped_field_of_view():
     matched = np.abs(frame - square_render(cropped)).mean()
     assert matched < 1.5
     assert np.abs(frame - square_render(synthetic.FIELD_OF_VIEW_DEGREES)).mean() > 3 * matched
+
+
+def test_the_record_states_the_field_of_view_its_frame_shows(tmp_path):
+    """End to end: a 4:3 still life photographed at 45 degrees across its
+    short side, its EXIF stating that focal length, converted (32 px): the
+    record's angle is the crop's exactly, and a square render at that angle
+    shows what the frame shows."""
+    scene, poses = synthetic.make_scene("still_life", 3, "train", 0, 1, 12)
+    photos = synthetic.render(scene, poses[:2], 288, 216)
+    focal = 108 / math.tan(math.radians(synthetic.FIELD_OF_VIEW_DEGREES) / 2)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rows = []
+    for index, photo in enumerate(photos):
+        (folder / f"p{index}.png").write_bytes(with_exif_focal(
+            Image.fromarray(photo), focal_mm=4.0, pixels_per_cm=focal / 0.4,
+            file_format="PNG"))
+        rows.append(["s", f"p{index}.png", *poses[index][:3], *np.degrees(poses[index][3:])])
+    manifest = write_manifest(tmp_path / "poses.csv",
+                              ["scene", "image", "x", "y", "z", "yaw", "pitch"], rows)
+    summary = convert(options(tmp_path, folder, manifest=manifest, test_fraction=0.0,
+                              context_size=1, image_size=32))
+    [(frames, _)] = read_records(summary.output_path, "train")
+    [(angles, _)] = record_cameras(summary.output_path, "train")
+    cropped = cropped_field_of_view(synthetic.FIELD_OF_VIEW_DEGREES, 32)
+    np.testing.assert_allclose(np.degrees(angles), [cropped], atol=1e-4)
+    scene.fov_y = angles[0]
+    square = synthetic.render(scene, poses[:1], 32, 32, supersample=3)[0].astype(float)
+    scene.fov_y = math.radians(synthetic.FIELD_OF_VIEW_DEGREES)
+    uncropped = synthetic.render(scene, poses[:1], 32, 32, supersample=3)[0].astype(float)
+
+    def error(render):
+        # Means over 4x4 blocks: the record's JPEG noise averages out, the
+        # object's place and size in the frame stay.
+        return np.abs(frames[0].reshape(8, 4, 8, 4, 3).mean((1, 3))
+                      - render.reshape(8, 4, 8, 4, 3).mean((1, 3))).mean()
+
+    assert error(square) < 1.5
+    assert error(uncropped) > 2.5 * error(square)
 
 
 def test_phone_sized_photo_keeps_exactly_the_seed_crop_window():

@@ -2,16 +2,19 @@
 
 An image entry holds the world-to-camera pose `QW QX QY QZ TX TY TZ`:
 X_cam = R X_world + t, camera axes x right, y down, z forward (the CameraSet's
-own), so the centre is -R^T t and camera-to-world is R^T. Only extrinsics are
-used: cameras.* may describe another resolution than the photos, but must
-exist, so that a half-copied model is caught. Both parsers are written from
-COLMAP's documented formats, so reading needs no pycolmap.
+own), so the centre is -R^T t and camera-to-world is R^T. Each image names
+its camera in cameras.*, whose focal length gives the frame's field of view
+(camera_poses.intrinsics; the camera may describe another resolution than
+the photos, and is scaled to them). The parsers are written from COLMAP's
+documented formats, so reading needs no pycolmap.
 """
 import posixpath
 import struct
 
 import numpy as np
 
+from data_provider.camera_poses.intrinsics import (COLMAP_CAMERA_MODELS, COLMAP_MODEL_IDS,
+                                                   colmap_focal)
 from data_provider.camera_poses.posed_photos import build_posed_photos, scene_files
 from data_provider.photo_source import InputError
 
@@ -21,6 +24,8 @@ _COUNT = struct.Struct("<Q")
 _POINT2D_BYTES = 24  # double x, double y, int64 point3D id
 _POINT_RECORD = struct.Struct("<Q3d3BdQ")  # id, xyz, rgb, error, track length
 _TRACK_ELEMENT_BYTES = 8  # uint32 image id, uint32 point2D index
+_CAMERA_RECORD = struct.Struct("<iiQQ")  # camera id, model id, width, height
+_PARAM = struct.Struct("<d")
 
 
 def find_model(files, scene_dir):
@@ -49,7 +54,8 @@ def read_colmap_scene(source, scene_dir, files):
     Model image names are relative to the image folder: each resolves to
     `<scene>/images/<name>`, else `<model>/<name>`, else `<scene>/<name>`,
     the first that exists. Photos beside the posed ones with no model entry
-    are returned as `unposed`, not an error. Raises InputError naming the
+    are returned as `unposed`, and entries whose photo is in none of those
+    places as `absent`, not errors. Raises InputError naming the
     model file (and the line or record, and the photo) for bad input.
     """
     model = find_model(files, scene_dir)
@@ -60,37 +66,42 @@ def read_colmap_scene(source, scene_dir, files):
     names = set(files)
     extension = _model_format(names, model)
     images_file = posixpath.join(model, f"images.{extension}")
+    cameras_file = posixpath.join(model, f"cameras.{extension}")
     points_file = posixpath.join(model, f"points3D.{extension}")
-    wanted = [images_file] + ([points_file] if points_file in names else [])
+    wanted = [images_file, cameras_file] + ([points_file] if points_file in names else [])
     contents = dict(source.read_many(wanted))
-    parse_images = _parse_images_bin if extension == "bin" else _parse_images_txt
-    parse_points = _parse_points_bin if extension == "bin" else _parse_points_txt
+    binary = extension == "bin"
+    parse_images = _parse_images_bin if binary else _parse_images_txt
+    parse_cameras = _parse_cameras_bin if binary else _parse_cameras_txt
+    parse_points = _parse_points_bin if binary else _parse_points_txt
     entries = parse_images(images_file, contents[images_file])
     if not entries:
         raise InputError(f"{images_file}: the model has no images")
+    focals = parse_cameras(cameras_file, contents[cameras_file])
     points = parse_points(points_file, contents[points_file]) \
         if points_file in contents else None
 
-    pairs, seen = [], {}
-    for where, name, qvec, tvec in entries:
-        photo = _resolve(names, scene_dir, model, name)
-        if photo is None:
-            raise InputError(f"{images_file}: {where}: photo {name} is not in the "
-                             f"input (looked in "
-                             f"{posixpath.join(scene_dir, 'images')}/, "
-                             f"{model or 'the root'}/ and "
-                             f"{scene_dir or 'the root'}/)")
-        if photo in seen:
-            raise InputError(f"{images_file}: {where}: photo {name} is already "
-                             f"posed by {seen[photo]}")
-        seen[photo] = where
+    pairs, seen, absent = [], {}, []
+    for where, name, qvec, tvec, camera_id in entries:
+        if camera_id not in focals:
+            raise InputError(f"{images_file}: {where} ({name}): camera {camera_id} "
+                             f"is not in {cameras_file}")
         rotation = _rotation_of(qvec, images_file, where, name)
         if not np.isfinite(tvec).all():
             raise InputError(f"{images_file}: {where} ({name}): non-finite "
                              f"translation {tvec.tolist()}")
-        pairs.append((photo, -rotation.T @ tvec, rotation.T))
+        photo = _resolve(names, scene_dir, model, name)
+        if photo is None:
+            absent.append(name)
+            continue
+        if photo in seen:
+            raise InputError(f"{images_file}: {where}: photo {name} is already "
+                             f"posed by {seen[photo]}")
+        seen[photo] = where
+        pairs.append((photo, -rotation.T @ tvec, rotation.T, focals[camera_id]))
     return build_posed_photos(scene_files(files, scene_dir), pairs, points=points,
-                              model_file=images_file, source_label=images_file)
+                              model_file=images_file, source_label=images_file,
+                              absent=absent)
 
 
 def _resolve(names, scene_dir, model, name):
@@ -138,7 +149,8 @@ def _parse_images_txt(path, data):
         try:
             if len(fields) != 10:
                 raise ValueError(f"{len(fields)} fields")
-            int(fields[0]), int(fields[8])
+            int(fields[0])
+            camera_id = int(fields[8])
             values = np.array([float(value) for value in fields[1:8]])
         except ValueError:
             raise InputError(f"{path}: line {number}: malformed image line {line!r} "
@@ -148,7 +160,7 @@ def _parse_images_txt(path, data):
                              f"image {fields[9]} ({len(lines[index].split())} values, "
                              "expected X Y POINT3D_ID triples)")
         index += 1
-        entries.append((f"line {number}", fields[9], values[:4], values[4:]))
+        entries.append((f"line {number}", fields[9], values[:4], values[4:], camera_id))
     return entries
 
 
@@ -178,8 +190,47 @@ def _parse_images_bin(path, data):
             raise InputError(f"{path}: truncated in {what} ({name}): its {num_points} "
                              f"points2D need {offset} bytes, the file has {len(data)}")
         values = np.array(fields[1:8], dtype=np.float64)
-        entries.append((what, name, values[:4], values[4:]))
+        entries.append((what, name, values[:4], values[4:], fields[8]))
     return entries
+
+
+def _parse_cameras_txt(path, data):
+    """{camera id: Focal} from cameras.txt (CAMERA_ID MODEL WIDTH HEIGHT PARAMS[])."""
+    focals = {}
+    for number, line in enumerate(_text_lines(path, data), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        where = f"{path}: line {number}"
+        try:
+            if len(fields) < 4:
+                raise ValueError(f"{len(fields)} fields")
+            camera_id, width, height = int(fields[0]), int(fields[2]), int(fields[3])
+            params = [float(value) for value in fields[4:]]
+        except ValueError:
+            raise InputError(f"{where}: malformed camera line {line!r} (expected "
+                             "CAMERA_ID MODEL WIDTH HEIGHT PARAMS[])")
+        focals[camera_id] = colmap_focal(fields[1], width, height, params, where)
+    return focals
+
+
+def _parse_cameras_bin(path, data):
+    (count,), offset = _unpack(_COUNT, data, 0, path, "the camera count")
+    focals = {}
+    for record in range(count):
+        what = f"camera record {record}"
+        (camera_id, model_id, width, height), offset = _unpack(
+            _CAMERA_RECORD, data, offset, path, what)
+        model = COLMAP_MODEL_IDS.get(model_id)
+        if model is None:
+            raise InputError(f"{path}: {what}: unknown camera model id {model_id}")
+        params = []
+        for _ in range(COLMAP_CAMERA_MODELS[model][0]):
+            (value,), offset = _unpack(_PARAM, data, offset, path, what)
+            params.append(value)
+        focals[camera_id] = colmap_focal(model, width, height, params, f"{path}: {what}")
+    return focals
 
 
 def _parse_points_txt(path, data):

@@ -2,9 +2,11 @@
 
 Each frame's `transform_matrix` is a rigid camera-to-world 4x4 matrix in
 OpenGL camera axes (x right, y up, looking along -z); its `file_path` is
-relative to the json's folder, with or without the image extension. Only the
-extrinsics are read: intrinsics and the tools' own scene scaling do not
-matter once the cameras are normalised into the GQN frame.
+relative to the json's folder, with or without the image extension. The
+focal length (`fl_x`/`fl_y` with `w`/`h`, or `camera_angle_x`), at the top
+level or overridden per frame, is read for each frame's field of view
+(camera_poses.intrinsics); the tools' own scene scaling does not matter once
+the cameras are normalised into the GQN frame.
 """
 import collections
 import json
@@ -13,6 +15,7 @@ import posixpath
 import numpy as np
 
 from data_provider.camera_poses.frame import ROTATION_TOLERANCE, rotation_error
+from data_provider.camera_poses.intrinsics import transforms_focal
 from data_provider.camera_poses.posed_photos import build_posed_photos, scene_files
 from data_provider.photo_source import IMAGE_EXTENSIONS, InputError
 
@@ -47,7 +50,7 @@ def read_transforms_scene(source, scene_dir, files):
         raise InputError(f"{json_name}: needs a non-empty list 'frames' at the top "
                          "level (NeRF transforms.json layout)")
     matcher = _PhotoMatcher(scene_files(files, scene_dir))
-    pairs, first_frame = [], {}
+    pairs, first_frame, absent = [], {}, []
     for index, entry in enumerate(frames):
         where = f"{json_name}: frame {index}"
         if not isinstance(entry, dict) or "file_path" not in entry \
@@ -59,15 +62,31 @@ def read_transforms_scene(source, scene_dir, files):
             raise InputError(f"{where}: file_path must be a path string, got "
                              f"{file_path!r}")
         where = f"{json_name}: frame {index} ({file_path})"
+        centre, rotation = _camera_of(entry["transform_matrix"], where)
+        focal = transforms_focal(frame_intrinsics(content, entry), where)
         photo = matcher.find(posixpath.join(scene_dir, file_path), where)
+        if photo is None:
+            absent.append(file_path)
+            continue
         if photo in first_frame:
             raise InputError(f"{where}: photo {photo} is named twice, by frames "
                              f"{first_frame[photo]} and {index}")
         first_frame[photo] = index
-        centre, rotation = _camera_of(entry["transform_matrix"], where)
-        pairs.append((photo, centre, rotation))
+        pairs.append((photo, centre, rotation, focal))
     return build_posed_photos(scene_files(files, scene_dir), pairs, points=None,
-                              model_file=json_name, source_label=json_name)
+                              model_file=json_name, source_label=json_name,
+                              absent=absent)
+
+
+def frame_intrinsics(content, entry):
+    """A frame's intrinsics keys: the top level's, overridden by the frame's
+    own; a frame that states its own focal length (fl_x or camera_angle_x)
+    takes none of the top level's focal keys."""
+    focal_keys = ("fl_x", "fl_y", "camera_angle_x", "camera_angle_y")
+    inherited = {key: value for key, value in content.items() if key != "frames"}
+    if any(key in entry for key in ("fl_x", "camera_angle_x")):
+        inherited = {key: value for key, value in inherited.items() if key not in focal_keys}
+    return {**inherited, **entry}
 
 
 def _camera_of(value, where):
@@ -98,7 +117,7 @@ def _camera_of(value, where):
 class _PhotoMatcher:
     """Finds the photo a file_path means: the exact file, else the file whose
     extension differs from the path's only in case, else the file named by
-    the path plus an image extension (any case)."""
+    the path plus an image extension (any case); None when there is none."""
 
     def __init__(self, names):
         self._names = set(names)
@@ -121,10 +140,7 @@ class _PhotoMatcher:
         if len(candidates) > 1:
             raise InputError(f"{where}: ambiguous, several photos match "
                              f"{path}: {sorted(candidates)}")
-        if not candidates:
-            raise InputError(f"{where}: photo {path} is not in the input "
-                             "(tried the image extensions too)")
-        return candidates[0]
+        return candidates[0] if candidates else None
 
 
 def _short(value, limit=200):
