@@ -29,6 +29,7 @@ import os
 import zipfile
 
 import numpy as np
+from PIL import Image
 
 from data_provider import record_writer, scene_geometry
 from data_provider.fruit_poses import FRUIT_LAYOUTS
@@ -505,9 +506,31 @@ def _render_scene(job, preset, seed, num_views, image_size, supersample,
         field_of_view=scene.fov_y, depth_range=surface_depth_range(scene, poses))
     photos = None
     if photo_size:
-        photos = [record_writer.encode_jpeg(view, quality=90)
+        exif = photo_exif(photo_size, scene.fov_y)
+        photos = [record_writer.encode_jpeg(view, quality=90, exif=exif)
                   for view in render(scene, poses, *photo_size, textured=textured)]
     return record, photos
+
+
+# The photos state their camera in EXIF as a phone does: a lens of this
+# focal length (mm) on a sensor whose pixel pitch (FocalPlaneXResolution, in
+# pixels per centimetre) gives the generator's field of view.
+PHOTO_FOCAL_LENGTH_MM = 4.0
+_EXIF_IFD, _FOCAL_LENGTH = 0x8769, 0x920A
+_FOCAL_PLANE_X_RESOLUTION, _FOCAL_PLANE_RESOLUTION_UNIT = 0xA20E, 0xA210
+_CENTIMETRE = 3
+
+
+def photo_exif(photo_size, fov_y):
+    """EXIF of a (width, height) photo whose camera sees `fov_y` (radians)
+    across its height."""
+    focal_pixels = photo_size[1] / 2 / math.tan(fov_y / 2)
+    exif = Image.Exif()
+    tags = exif.get_ifd(_EXIF_IFD)
+    tags[_FOCAL_LENGTH] = PHOTO_FOCAL_LENGTH_MM
+    tags[_FOCAL_PLANE_X_RESOLUTION] = focal_pixels / PHOTO_FOCAL_LENGTH_MM * 10
+    tags[_FOCAL_PLANE_RESOLUTION_UNIT] = _CENTIMETRE
+    return exif
 
 
 def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,

@@ -100,7 +100,7 @@ def context_from_photos(image_size):
             photo = convert_photo(image, handle.read(), image_size)
         frames.append(photo.pixels.astype(np.float32) / 255.0)
     raw_poses = np.stack([pose for _, pose in chosen])
-    angle = np.radians(cropped_field_of_view(FLAGS.field_of_view))
+    angle = np.radians(cropped_field_of_view(FLAGS.field_of_view, image_size))
     return {"context_frames": np.stack(frames), "context_poses": raw_poses,
             CONTEXT_FIELD_OF_VIEW_KEY: np.full(len(frames), angle, np.float32),
             DEPTH_RANGE_KEY: np.float32(depth_range_from_cameras(raw_poses[:, :3]))}

@@ -11,6 +11,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from data_provider import synthetic
+from data_provider.camera_poses import intrinsics
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from gqn.poses import camera_axes_np, encode_poses_np, viewing_direction
 
@@ -124,6 +125,11 @@ def test_still_life_uses_the_fruit_pose_tables_and_writes_photos(tmp_path):
             assert [n for n in names if f"/Scene{scene}/" in n] == expected
         photo = Image.open(io.BytesIO(archive.read(names[0])))
         assert photo.size == (48, 36)
+        # Its EXIF states the camera, as a phone's does: the records' angle
+        # across the short side.
+        focal = intrinsics.exif_focal(photo)
+        assert focal.short_side_degrees(photo.size) == pytest.approx(
+            synthetic.FIELD_OF_VIEW_DEGREES, abs=1e-6)
     assert not zip_path.with_name(zip_path.name + ".partial").exists()
 
 
