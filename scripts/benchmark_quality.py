@@ -63,6 +63,8 @@ flags.DEFINE_float("feature_matching_weight", 10.0, "The sharpened variant's "
                    "feature-matching weight.")
 flags.DEFINE_list("hparams", [], "GQNConfig fields for every variant, key=value "
                   "(e.g. sigma_end=0.3).")
+flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
+                     "among this many nearest views (default: the reader's).")
 flags.DEFINE_integer("evaluations", 4, "Evaluations along the fine-tuning.")
 flags.DEFINE_integer("eval_scenes", 40, "Held-out still lifes evaluated.")
 flags.mark_flag_as_required("output_dir")
@@ -109,7 +111,8 @@ def train(config, root, dataset, model_dir, steps, warm_start=None):
         config, run_config, summary_every_steps=max(steps // 4, 1),
         warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None)
     input_fn = gqn_input_fn(dataset, root, "train", config.context_size,
-                            image_size=config.image_size, seed=FLAGS.seed)
+                            image_size=config.image_size, seed=FLAGS.seed,
+                            context_pool=FLAGS.context_pool)
     training.train_and_evaluate(model, input_fn, steps, progress_every=max(steps // 4, 1),
                                 batch_size=config.batch_size)
 

@@ -37,6 +37,8 @@ flags.DEFINE_integer("finetune_steps", 300, "Fine-tuning steps (and the same fro
                      "scratch).")
 flags.DEFINE_string("precision", "bfloat16", "Compute precision (float32 where the "
                     "CPU lacks bfloat16).")
+flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
+                     "among this many nearest views (train_gqn_draw.py's flag).")
 flags.DEFINE_list("hparams", [], "GQNConfig fields (key=value) of the pretrained "
                   "and the from-scratch model, e.g. sweep_depths=16.")
 
@@ -66,7 +68,8 @@ def main(_):
     train = ["--data_dir", data, "--dataset", "capture", "--max_steps",
              FLAGS.finetune_steps, "--save_checkpoints_steps", FLAGS.finetune_steps,
              "--log_every_steps", 50, "--eval_steps", 1, "--batch_size", 8,
-             "--anneal_steps", FLAGS.finetune_steps]
+             "--anneal_steps", FLAGS.finetune_steps,
+             *(["--context_pool", FLAGS.context_pool] if FLAGS.context_pool else [])]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
           finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision)
