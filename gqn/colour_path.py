@@ -31,6 +31,9 @@ import tensorflow.compat.v1 as tf
 
 from gqn import plane_sweep, sweep
 
+# cues: the share of context views that see the pixel's points (first: the
+# observation's mix never exceeds it), their colour variance and the
+# largest depth weight, each averaged over the pixel's depth weights.
 ColourPath = collections.namedtuple("ColourPath", ["image", "cues"])
 CUE_CHANNELS = 3
 
@@ -41,6 +44,9 @@ CUE_CHANNELS = 3
 # of the share of views that do not see a point, in the depth scores.
 INITIAL_WEIGHTS = {"ray_angle": 50.0, "disagreement": 10.0,
                    "colour_variance": 5.0, "unseen": 5.0}
+# The colour variance (summed over the channels) of views that agree up to
+# JPEG and resampling noise, about 2 grey levels in each channel.
+NOISE_VARIANCE = 3 * (2 / 255) ** 2
 
 
 def _positive_weight(name):
@@ -88,10 +94,12 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     upsampled = tf.image.resize_bilinear(sweep_output.depth_logits, [size, size],
                                          half_pixel_centers=True)
     agreement = tf.nn.avg_pool2d(tf.reshape(variance, grid), 3, 1, "SAME")
-    # Relative to the spread over the ray's depths: textures differ in
-    # contrast, the depth where the views agree best does not.
+    # Relative to the spread over the ray's depths (textures differ in
+    # contrast, the depth where the views agree best does not), but not
+    # below the spread of image noise: on a flat colour every depth agrees,
+    # and the sweep's scores decide.
     mean, spread = tf.nn.moments(agreement, axes=[3], keepdims=True)
-    agreement = (agreement - mean) * tf.math.rsqrt(spread + 1e-8)
+    agreement = (agreement - mean) / (tf.sqrt(spread) + NOISE_VARIANCE)
     scores = (upsampled - colour_variance * agreement
               - unseen * (1 - tf.reshape(seen_share, grid)))
     weights = tf.nn.softmax(scores, axis=-1)  # (B, H, W, D)

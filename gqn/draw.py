@@ -152,11 +152,13 @@ def observation_mean(canvas, colours=None):
     """Canvas (B, H, W, C) -> mean image in [0, 1], computed in float32: a
     1x1 conv + sigmoid of the canvas; with the colour path's output
     (gqn.colour_path.ColourPath), a per-pixel mix of its reprojected image
-    and the canvas's, the mix learnt from the canvas and the path's cues."""
+    and the canvas's, the mix learnt from the canvas and the path's cues
+    and never more than the share of views that see the pixel's points (a
+    pixel no context view sees is the generator's alone)."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         if colours is None:
             return tf.sigmoid(layers.conv2d(canvas, 3, 1, "observation"))
         logits = layers.conv2d(tf.concat([canvas, colours.image, colours.cues], -1),
                                4, 1, "observation_mix")
-        share = tf.sigmoid(logits[..., 3:] + COLOUR_PATH_PRIOR)
+        share = tf.sigmoid(logits[..., 3:] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
         return share * colours.image + (1 - share) * tf.sigmoid(logits[..., :3])
