@@ -44,6 +44,10 @@ flags.DEFINE_integer("eval_every", 0, "Evaluate on the test split every this "
                      "many steps (0: once, at the end).")
 flags.DEFINE_integer("eval_steps", 10, "Batches per evaluation.")
 flags.DEFINE_boolean("skip_eval", False, "Do not evaluate (e.g. no test split).")
+flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
+                     "among this many views nearest to it (default: twice the "
+                     "context size; a large number draws from every view). "
+                     "Evaluation takes the nearest context views.")
 flags.DEFINE_boolean("debug", False, "Also write target / reconstruction / "
                      "generation image summaries.")
 flags.DEFINE_string("warm_start_from", None, "Fine-tune: initialise from this "
@@ -127,7 +131,7 @@ def main(_):
         def reader(mode):
             return gqn_input_fn(FLAGS.dataset, FLAGS.data_dir, mode,
                                 config.context_size, image_size=config.image_size,
-                                seed=FLAGS.seed)
+                                seed=FLAGS.seed, context_pool=FLAGS.context_pool)
         train_input = reader("train")
         eval_input = None if FLAGS.skip_eval else reader("test")
     if FLAGS.use_tpu and FLAGS.strategy != "none":

@@ -43,7 +43,8 @@ class DatasetInfo:
     people and previews ({scene: {"field_of_view_degrees", "field_of_view_source",
     "depth_range", "depth_range_source"}}). `field_of_view_degrees` (and
     where it comes from, `field_of_view_source`) serves records that carry
-    no angle of their own, as DeepMind's do not.
+    no angle of their own, as DeepMind's do not; `depth_range_source` says
+    how the records' depth ranges were found.
     """
     name: str
     train_files: int
@@ -56,6 +57,7 @@ class DatasetInfo:
     object_masks: bool = False
     field_of_view_degrees: Optional[float] = None
     field_of_view_source: Optional[str] = None
+    depth_range_source: Optional[str] = None
     scene_cameras: Optional[dict] = None
 
     def __post_init__(self):

@@ -6,12 +6,27 @@ trains on the other. Per example it draws `context_size + 1` distinct views of
 the scene, the last being the query/target, and yields
 
     features = {'context_frames': [B, M, H, W, 3] float32 in [0, 1],
-                'context_poses': [B, M, 7], 'query_pose': [B, 7]}
+                'context_poses': [B, M, 7], 'query_pose': [B, 7],
+                'context_field_of_view': [B, M], 'query_field_of_view': [B]
+                (radians across the frame), 'depth_range': [B, 2] (near, far)}
     labels = [B, H, W, 3]
 
 with static shapes, as (TPU)Estimator wants. The view draw is stateless and
 keyed by (seed, example position), so it happens per example and an eval pass
 with a seed is repeatable whatever the parallelism.
+
+The context is the query's neighbourhood: the views nearest to the query
+camera (position and direction, `camera_distances`). Training draws the
+query at random and the context at random among its `context_pool`
+nearest views (twice the context size by default, so the draws still vary;
+for DeepMind's 10-view rooms and the 8-12-view fruit table that is nearly
+every view); evaluation takes the nearest `context_size`. Image-based
+renderers choose their source views the same way: a far view of a
+walk-around capture shows the object's other side.
+
+The field of view and the depth range come from the records
+(data_provider.scene_geometry); records without them (DeepMind's) take the
+dataset table's angle and a depth range from their camera distances.
 
 A set converted with held-out views (dataset_info.json `holdout_views` K)
 needs no flag here: its train records lack those views, and the test split
@@ -29,11 +44,17 @@ import sys
 
 import tensorflow.compat.v1 as tf
 
-from data_provider import datasets
-from gqn.model import TARGET_MASK_KEY
-from gqn.poses import POSE_DIM, RAW_POSE_DIM, encode_poses
+import numpy as np
+
+from data_provider import datasets, scene_geometry
+from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY,
+                       QUERY_FIELD_OF_VIEW_KEY, TARGET_MASK_KEY)
+from gqn.poses import POSE_DIM, RAW_POSE_DIM, camera_axes, encode_poses
 
 MODES = ("train", "test")
+# Records whose dataset states no field of view (an older converted set)
+# are read at the generator's angle, with a warning.
+FALLBACK_FIELD_OF_VIEW_DEGREES = 45.0
 _JPEG_START = b"\xff\xd8"  # SOI marker
 _JPEG_END = b"\xff\xd9"  # EOI marker: missing from truncated downloads
 
@@ -68,7 +89,7 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
                  seed=None, repeat=None, shuffle_buffer_size=256,
                  num_parallel_reads=4,
                  num_parallel_calls=tf.data.experimental.AUTOTUNE,
-                 skip_corrupt=False):
+                 skip_corrupt=False, context_pool=None):
     """Returns `input_fn(params)` reading `<root>/<dataset_name>/<mode>/`.
 
     Args:
@@ -85,6 +106,9 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
       num_parallel_calls: examples decoded at once (1 = sequential).
       skip_corrupt: drop records holding a malformed JPEG (printing the file
         and a running count to stderr) instead of failing on them.
+      context_pool: training draws the context among this many views
+        nearest to the query (default: twice context_size; at least
+        context_size). Evaluation always takes the nearest context_size.
 
     Raises at build time for an unknown dataset, a missing folder, no record
     files, or a context that does not fit the scenes. Problems inside a record
@@ -103,8 +127,12 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
     if image_size is not None and image_size < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
+    context_pool = 2 * context_size if context_pool is None else context_pool
+    if context_pool < context_size:
+        raise ValueError(f"context_pool={context_pool} must be at least "
+                         f"context_size={context_size}")
     parser = _ExampleParser(info, mode, context_size, image_size or info.frame_size,
-                            assert_jpegs=not skip_corrupt)
+                            assert_jpegs=not skip_corrupt, context_pool=context_pool)
 
     def input_fn(params):
         num_hosts, host_index = _host_shard(params.get("context"))
@@ -185,20 +213,47 @@ def _drop_corrupt(checked):
         lambda named, is_valid, num_skipped: named)
 
 
+def camera_distances(encoded_poses):
+    """(N, N) how far apart N cameras (7-d poses) are, for choosing a
+    query's context: the distance between their centres over the scene's
+    mean camera distance from the object (so the scale of the poses does not
+    matter) plus 1 - the cosine between their viewing directions."""
+    positions = encoded_poses[:, :3]
+    forward = camera_axes(encoded_poses)[0]
+    scale = tf.maximum(tf.reduce_mean(tf.norm(positions, axis=-1)), 1e-6)
+    apart = tf.norm(positions[:, None] - positions[None], axis=-1) / scale
+    return apart + 1 - tf.reduce_sum(forward[:, None] * forward[None], axis=-1)
+
+
+def nearest_views(distances, count):
+    """Indices of the `count` smallest `distances` (ties: lower index)."""
+    return tf.math.top_k(-distances, count).indices
+
+
 class _ExampleParser:
     """Turns one serialized scene into (features, target) for the model."""
 
-    def __init__(self, info, mode, context_size, image_size, assert_jpegs):
+    def __init__(self, info, mode, context_size, image_size, assert_jpegs,
+                 context_pool):
         self.info = info
         self.context_size = context_size
         self.image_size = image_size
+        self.training = mode == "train"
+        self.context_pool = context_pool
         # False when corrupt records are dropped before parsing instead.
         self.assert_jpegs = assert_jpegs
         self.min_views, self.max_views = info.views_in_split(mode)
         # Test records of a set with held-out views end in those views.
         self.held_out = info.holdout_views if mode == "test" else 0
         self.with_masks = info.object_masks and mode == "test"
-
+        degrees = info.field_of_view_degrees
+        if degrees is None:
+            degrees = FALLBACK_FIELD_OF_VIEW_DEGREES
+            tf.logging.warning(
+                "dataset %s states no field of view (converted before cameras "
+                "were recorded?): reading it at %s degrees; convert it again to "
+                "record its cameras' own", info.name, degrees)
+        self.default_field_of_view = np.float32(np.radians(degrees))
     def _read(self, filename, record, with_masks=False):
         keys = {"frames": tf.io.VarLenFeature(tf.string),
                 "cameras": tf.io.VarLenFeature(tf.float32)}
@@ -207,6 +262,60 @@ class _ExampleParser:
         parsed = tf.io.parse_single_example(record, keys)
         values = (parsed["frames"].values, parsed["cameras"].values)
         return values + (parsed["masks"].values,) if with_masks else values
+
+    def _cameras(self, filename, record, num_views, raw_cameras):
+        """Per-view field of view (num_views,) and the scene's (near, far),
+        from the record, else from the dataset and the camera distances."""
+        keys = {key: tf.io.VarLenFeature(tf.float32)
+                for key in (scene_geometry.FIELD_OF_VIEW_KEY,
+                            scene_geometry.DEPTH_RANGE_KEY)}
+        parsed = tf.io.parse_single_example(record, keys)
+        angles = parsed[scene_geometry.FIELD_OF_VIEW_KEY].values
+        near_far = parsed[scene_geometry.DEPTH_RANGE_KEY].values
+        count = tf.size(angles)
+        checks = [
+            tf.debugging.Assert(
+                (count <= 1) | tf.equal(count, num_views),
+                ["record in", filename, "has", count, "field-of-view values for",
+                 num_views, "views; expected one, or one per view"]),
+            tf.debugging.Assert(
+                tf.equal(tf.size(near_far), 0) | tf.equal(tf.size(near_far), 2),
+                ["record in", filename, "has", tf.size(near_far),
+                 "depth-range values; expected near and far"]),
+        ]
+        with tf.control_dependencies(checks):
+            # One angle for every view: the record's, else the dataset's.
+            shared = tf.concat([angles, [self.default_field_of_view]], 0)[0]
+            angles = tf.cond(tf.equal(count, num_views), lambda: angles,
+                             lambda: tf.fill([num_views], shared))
+            near_far = tf.cond(
+                tf.equal(tf.size(near_far), 2), lambda: near_far,
+                lambda: scene_geometry.depth_range_from_cameras_tf(
+                    tf.reshape(raw_cameras, [-1, RAW_POSE_DIM])[:, :3]))
+        return angles, tf.reshape(near_far, [2])
+
+    def _choose_views(self, seed_pair, query, poses):
+        """Indices of context_size context views and, last, the query."""
+        num_views = tf.shape(poses)[0]
+        scores = tf.random.stateless_uniform([num_views], seed=seed_pair)
+        if self.held_out:  # held-out view `query`; context among the others
+            pool = num_views - self.held_out
+            target = pool + tf.cast(query, tf.int32)
+            context = nearest_views(camera_distances(poses)[target, :pool],
+                                    self.context_size)
+            return tf.concat([context, [target]], axis=0)
+        target = tf.argmax(scores, output_type=tf.int32)
+        distances = camera_distances(poses)[target]
+        distances += tf.one_hot(target, num_views, on_value=np.inf)  # not itself
+        if not self.training:
+            context = nearest_views(distances, self.context_size)
+        else:  # a random draw among the query's nearest views
+            candidates = nearest_views(
+                distances, tf.minimum(self.context_pool, num_views - 1))
+            picked = tf.math.top_k(tf.gather(scores, candidates),
+                                   self.context_size).indices
+            context = tf.gather(candidates, picked)
+        return tf.concat([context, [target]], axis=0)
 
     def _jpegs_are_whole(self, frames):
         length = tf.strings.length(frames)
@@ -262,33 +371,30 @@ class _ExampleParser:
         return tf.clip_by_value(tf.image.resize(frames, [size, size], method), 0., 1.)
 
     def parse(self, seed_pair, named, query):
-        """Draws context_size + 1 views keyed by `seed_pair`; the last is the
-        target. With held-out views the target is held-out view `query` and
-        the context is drawn from the views before them."""
+        """Chooses context_size + 1 views keyed by `seed_pair` (see the
+        module's docstring); the last is the target. With held-out views the
+        target is held-out view `query` and the context is chosen among the
+        views before them."""
         filename, record = named
         frames, cameras, *masks = self._read(filename, record, self.with_masks)
         with tf.control_dependencies(self._assert_layout(filename, frames, cameras)):
             frames, cameras = tf.identity(frames), tf.identity(cameras)
         num_drawn = self.context_size + 1
-        # top_k of i.i.d. uniforms: a uniformly random set of distinct views
-        # in uniformly random order.
-        if self.held_out:
-            pool = tf.size(frames) - self.held_out
-            scores = tf.random.stateless_uniform([pool], seed=seed_pair)
-            views = tf.concat([tf.math.top_k(scores, self.context_size).indices,
-                               [pool + tf.cast(query, tf.int32)]], axis=0)
-        else:
-            scores = tf.random.stateless_uniform([tf.size(frames)], seed=seed_pair)
-            views = tf.math.top_k(scores, num_drawn).indices
+        all_poses = encode_poses(tf.reshape(cameras, [-1, RAW_POSE_DIM]))
+        views = self._choose_views(seed_pair, query, all_poses)
         jpegs = tf.gather(frames, views)
         images = tf.stack([self._decode(filename, jpegs[i])
                            for i in range(num_drawn)])
         images = self._resize(tf.image.convert_image_dtype(images, tf.float32))
-        poses = encode_poses(tf.gather(tf.reshape(cameras, [-1, RAW_POSE_DIM]), views))
-        poses = tf.reshape(poses, [num_drawn, POSE_DIM])
+        poses = tf.reshape(tf.gather(all_poses, views), [num_drawn, POSE_DIM])
+        angles, near_far = self._cameras(filename, record, tf.size(frames), cameras)
+        angles = tf.reshape(tf.gather(angles, views), [num_drawn])
         features = {"context_frames": images[:-1],
                     "context_poses": poses[:-1],
-                    "query_pose": poses[-1]}
+                    "query_pose": poses[-1],
+                    CONTEXT_FIELD_OF_VIEW_KEY: angles[:-1],
+                    QUERY_FIELD_OF_VIEW_KEY: angles[-1],
+                    DEPTH_RANGE_KEY: near_far}
         if masks:
             features[TARGET_MASK_KEY] = self._target_mask(filename, masks[0], views[-1])
         return features, images[-1]

@@ -19,14 +19,16 @@ from data_provider.scene_geometry import DEPTH_RANGE_KEY, FIELD_OF_VIEW_KEY
 from gqn.poses import RAW_POSE_DIM
 
 
-def encode_jpeg(frame, quality=95):
-    """uint8 (H, W, 3) array -> JPEG bytes (deterministic for equal input)."""
+def encode_jpeg(frame, quality=95, exif=None):
+    """uint8 (H, W, 3) array -> JPEG bytes (deterministic for equal input),
+    with `exif` (Pillow Exif) if given."""
     frame = np.asarray(frame)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
         raise ValueError(f"a frame must be uint8 (H, W, 3), got {frame.dtype} "
                          f"{frame.shape}")
     buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    extra = {"exif": exif.tobytes()} if exif is not None else {}
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality, **extra)
     return buffer.getvalue()
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from data_provider.gqn_tfr_provider import gqn_input_fn
+from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
 
 
 def load_scenes(dataset_name, root, context_size, num_scenes, image_size=None,
@@ -36,13 +37,18 @@ def load_scenes(dataset_name, root, context_size, num_scenes, image_size=None,
 
 def random_inputs(config, num_examples, seed=0):
     """numpy (features, labels) of `config`'s shapes: frames and targets
-    uniform in [0, 1], poses uniform in [-1, 1]."""
+    uniform in [0, 1], poses uniform in [-1, 1], fields of view of 35-55
+    degrees, depth ranges of 0.5-3."""
     rng = np.random.RandomState(seed)
     size, views = config.image_size, config.context_size
     features = {
         "context_frames": rng.rand(num_examples, views, size, size, 3).astype(np.float32),
         "context_poses": rng.uniform(-1, 1, (num_examples, views, 7)).astype(np.float32),
         "query_pose": rng.uniform(-1, 1, (num_examples, 7)).astype(np.float32),
+        CONTEXT_FIELD_OF_VIEW_KEY: rng.uniform(0.6, 1.0, (num_examples, views)
+                                               ).astype(np.float32),
+        QUERY_FIELD_OF_VIEW_KEY: rng.uniform(0.6, 1.0, num_examples).astype(np.float32),
+        DEPTH_RANGE_KEY: np.tile(np.float32([[0.5, 3.0]]), [num_examples, 1]),
     }
     labels = rng.rand(num_examples, size, size, 3).astype(np.float32)
     return features, labels

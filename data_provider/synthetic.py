@@ -29,16 +29,24 @@ import os
 import zipfile
 
 import numpy as np
+from PIL import Image
 
-from data_provider import record_writer
+from data_provider import record_writer, scene_geometry
 from data_provider.fruit_poses import FRUIT_LAYOUTS
 from gqn.poses import camera_axes_np, encode_poses_np, image_plane_offsets
 
 PRESETS = ("rooms", "still_life")
 _EPS = 1e-4
-# Every generated camera's vertical field of view (the sweep representation's
-# default, GQNConfig.field_of_view).
+# Every generated camera's field of view across its (square) frames; the
+# records state it.
 FIELD_OF_VIEW_DEGREES = 45.0
+# What dataset_info.json says of the cameras; each record holds its own
+# angle and its scene's depth range.
+GENERATED_CAMERAS = dict(
+    field_of_view_degrees=FIELD_OF_VIEW_DEGREES,
+    field_of_view_source="the generator's camera",
+    depth_range_source="each scene's rendered surface depths (2nd-98th "
+                       "percentile, widened 0.8x / 1.25x), in its record")
 _TWELVE_VIEW_FRACTION = 129 / 235  # scenes 1-129 of the 235 fruit scenes
 
 
@@ -276,18 +284,10 @@ def render(scene, raw_poses, width, height, supersample=1, textured=False,
     supersampled), 0 elsewhere.
     """
     raw_poses = np.asarray(raw_poses, np.float32)
-    dirs = camera_rays(raw_poses, width * supersample, height * supersample,
-                       scene.fov_y)
-    shape = dirs.shape
-    dirs = dirs.reshape(-1, 3)
-    origins = np.repeat(raw_poses[:, :3], np.prod(shape[1:3]), axis=0)
+    origins, dirs, shape = _pixel_rays(scene, raw_poses, width * supersample,
+                                       height * supersample)
     primitives = [scene.room] + scene.objects
-    nearest = np.full(len(dirs), np.inf, np.float32)
-    owner = np.zeros(len(dirs), np.int64)
-    for index, primitive in enumerate(primitives):
-        t = primitive.distance(origins, dirs)
-        owner = np.where(t < nearest, index, owner)
-        nearest = np.minimum(nearest, t)
+    nearest, owner = _first_hits(primitives, origins, dirs)
     points = origins + nearest[:, None] * dirs
     normals = np.empty_like(points)
     albedo = np.empty_like(points)
@@ -313,6 +313,43 @@ def render(scene, raw_poses, width, height, supersample=1, textured=False,
     subjects = [1 + scene.objects.index(subject) for subject in scene.subjects]
     covered = np.isin(owner, subjects).astype(np.float32)[:, None]
     return views, _to_uint8(covered, shape[0], height, width, supersample)[..., 0]
+
+
+def _pixel_rays(scene, raw_poses, width, height):
+    """(origins, unit directions) of every pixel's ray of every view, both
+    (V * height * width, 3), and the (V, height, width, 3) shape they fill."""
+    dirs = camera_rays(raw_poses, width, height, scene.fov_y)
+    origins = np.repeat(raw_poses[:, :3], width * height, axis=0)
+    return origins, dirs.reshape(-1, 3), dirs.shape
+
+
+def _first_hits(primitives, origins, dirs):
+    """Distance along each ray to the first surface, and which primitive."""
+    nearest = np.full(len(dirs), np.inf, np.float32)
+    owner = np.zeros(len(dirs), np.int64)
+    for index, primitive in enumerate(primitives):
+        t = primitive.distance(origins, dirs)
+        owner = np.where(t < nearest, index, owner)
+        nearest = np.minimum(nearest, t)
+    return nearest, owner
+
+
+# Rays per side of each view that measure where a scene's surfaces lie.
+_DEPTH_PROBE_SIZE = 16
+
+
+def surface_depth_range(scene, raw_poses):
+    """(near, far) of the depths (along each optical axis) at which the
+    cameras see the scene's surfaces (scene_geometry's rule for surface
+    points), from a coarse grid of rays per view."""
+    raw_poses = np.asarray(raw_poses, np.float32)
+    origins, dirs, _ = _pixel_rays(scene, raw_poses, _DEPTH_PROBE_SIZE,
+                                   _DEPTH_PROBE_SIZE)
+    distances, _ = _first_hits([scene.room] + scene.objects, origins, dirs)
+    forward = camera_axes_np(encode_poses_np(raw_poses))[0]
+    along_axis = np.einsum("nk,nk->n", dirs,
+                           np.repeat(forward, _DEPTH_PROBE_SIZE ** 2, axis=0))
+    return scene_geometry.depth_range_from_depths(distances * along_axis)
 
 
 def _to_uint8(values, views, height, width, supersample):
@@ -465,12 +502,35 @@ def _render_scene(job, preset, seed, num_views, image_size, supersample,
     record = record_writer.serialize_scene(
         [record_writer.encode_jpeg(frame) for frame in frames], poses,
         masks=[record_writer.encode_png(mask) for mask in masks]
-        if split == "test" else None)
+        if split == "test" else None,
+        field_of_view=scene.fov_y, depth_range=surface_depth_range(scene, poses))
     photos = None
     if photo_size:
-        photos = [record_writer.encode_jpeg(view, quality=90)
+        exif = photo_exif(photo_size, scene.fov_y)
+        photos = [record_writer.encode_jpeg(view, quality=90, exif=exif)
                   for view in render(scene, poses, *photo_size, textured=textured)]
     return record, photos
+
+
+# The photos state their camera in EXIF as a phone does: a lens of this
+# focal length (mm) on a sensor whose pixel pitch (FocalPlaneXResolution, in
+# pixels per centimetre) gives the generator's field of view.
+PHOTO_FOCAL_LENGTH_MM = 4.0
+_EXIF_IFD, _FOCAL_LENGTH = 0x8769, 0x920A
+_FOCAL_PLANE_X_RESOLUTION, _FOCAL_PLANE_RESOLUTION_UNIT = 0xA20E, 0xA210
+_CENTIMETRE = 3
+
+
+def photo_exif(photo_size, fov_y):
+    """EXIF of a (width, height) photo whose camera sees `fov_y` (radians)
+    across its height."""
+    focal_pixels = photo_size[1] / 2 / math.tan(fov_y / 2)
+    exif = Image.Exif()
+    tags = exif.get_ifd(_EXIF_IFD)
+    tags[_FOCAL_LENGTH] = PHOTO_FOCAL_LENGTH_MM
+    tags[_FOCAL_PLANE_X_RESOLUTION] = focal_pixels / PHOTO_FOCAL_LENGTH_MM * 10
+    tags[_FOCAL_PLANE_RESOLUTION_UNIT] = _CENTIMETRE
+    return exif
 
 
 def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
@@ -520,11 +580,11 @@ def generate_dataset(output_dir, name, preset="rooms", num_train_scenes=100,
                     photos.add_scene(photo_jpegs)
             writer.write_split(split, records,
                                num_files=math.ceil(num_scenes / scenes_per_file))
+        cameras = dict(object_masks=True, **GENERATED_CAMERAS)
         if preset == "rooms":
-            info = writer.finish(image_size, num_views, object_masks=True)
+            info = writer.finish(image_size, num_views, **cameras)
         else:
-            info = writer.finish(image_size, sequence_size=12, min_views=8,
-                                 object_masks=True)
+            info = writer.finish(image_size, sequence_size=12, min_views=8, **cameras)
     if photos:
         photos.close()
     return info

@@ -46,9 +46,13 @@ def model_variable_shapes(config):
             "context_frames": tf.zeros([1, 1, config.image_size, config.image_size, 3]),
             "context_poses": tf.zeros([1, 1, config.pose_dim]),
             "query_pose": tf.zeros([1, config.pose_dim]),
+            model.CONTEXT_FIELD_OF_VIEW_KEY: tf.ones([1, 1]),
+            model.QUERY_FIELD_OF_VIEW_KEY: tf.ones([1]),
+            model.DEPTH_RANGE_KEY: tf.ones([1, 2]),
         }
         target = tf.zeros([1, config.image_size, config.image_size, 3])
-        model.reconstruct(config, features, target, model.standard_noise(config, 1))
+        model.reconstruct(config, model.encode_scene(config, features), target,
+                          model.standard_noise(config, 1))
         return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
 
 

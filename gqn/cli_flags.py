@@ -4,6 +4,7 @@ and the turning of flags into a GQNConfig.
 Only entry points import this module; the model itself never reads flags.
 """
 import sys
+import typing
 
 import tensorflow.compat.v1 as tf
 from absl import app, flags
@@ -22,6 +23,7 @@ MODEL_FLAG_FIELDS = {
     "hidden_channels": "hidden_channels",
     "z_channels": "z_channels",
     "representation": "representation",
+    "colour_path": "colour_path",
     "upsample": "upsample",
     "precision": "precision",
     "adversarial_weight": "adversarial_weight",
@@ -106,8 +108,13 @@ def define_model_flags():
     flags.DEFINE_enum("representation", None, list(REPRESENTATIONS),
                       "Scene encoder: 'tower' and 'pool' are the paper's (Fig. "
                       "S1); 'sweep' reads the context views along the query "
-                      "camera's rays (set --hparams field_of_view=DEGREES to "
-                      "your camera's; default 45).")
+                      "camera's rays, with the cameras' field of view and the "
+                      "scene's depth range from the records.")
+    flags.DEFINE_boolean("colour_path", None, "Also reproject the context views' "
+                         "pixels into the query view at full resolution and mix "
+                         "them per pixel with the generator's image (needs "
+                         "--representation sweep; on in the tiny and small "
+                         "presets).")
     flags.DEFINE_enum("upsample", None, list(UPSAMPLERS),
                       "Canvas upsampling: 'transposed' is the paper's (4x4 block "
                       "artefacts); 'subpixel' and 'resize_conv' avoid them.")
@@ -140,15 +147,16 @@ def define_precision_flag():
 def parse_hparams(items):
     """['key=value', ...] -> {field: typed value}, typed like GQNConfig's
     default for that field."""
-    defaults = GQNConfig()
+    kinds = {name: typing.get_args(kind)[0] if typing.get_args(kind) else kind
+             for name, kind in typing.get_type_hints(GQNConfig).items()}
     parsed = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
-        if not sep or not hasattr(defaults, key):
+        if not sep or key not in kinds:
             raise FlagError(f"--hparams entry {item!r} is not key=value with a "
                             "GQNConfig field as key")
-        kind = type(getattr(defaults, key))
+        kind = kinds[key]  # Optional[float] -> float
         try:
             if kind is bool:
                 if text.lower() not in ("true", "false", "1", "0"):

@@ -7,6 +7,7 @@ rendering rebuild exactly the network that was trained.
 import dataclasses
 import json
 import os
+from typing import Optional
 
 import tensorflow.compat.v1 as tf
 
@@ -29,6 +30,9 @@ UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
 PRECISIONS = ("float32", "bfloat16")
 # The schedules' lengths, which a short run sets to its own length.
 ANNEALED_OVER_RUN = ("learning_rate_anneal_steps", "sigma_anneal_steps")
+# Fields of earlier configs that the data now supply: a saved config that
+# names them still loads. (The depth range is a feature of every example.)
+RETIRED_FIELDS = ("sweep_near", "sweep_far")
 # The representation and generator work at 1/4 of the image resolution.
 DOWNSAMPLE_FACTOR = 4
 
@@ -43,13 +47,16 @@ class GQNConfig:
     # networks
     representation: str = "tower"
     representation_channels: int = 256
-    # 'sweep' only (gqn.sweep): the cameras' field of view across the image
-    # side, in degrees (the records do not store it), and the depths along
-    # each query ray, in the poses' units.
-    field_of_view: float = 45.0
+    # 'sweep' only (gqn.sweep): planes along each query ray, over each
+    # scene's depth range (a feature, from the records).
     sweep_depths: int = 12
-    sweep_near: float = 0.4
-    sweep_far: float = 6.0
+    # The cameras' field of view comes with every example (from the
+    # records); this angle in degrees, when set, overrides it.
+    field_of_view: Optional[float] = None
+    # Colour at full resolution (gqn.colour_path): the context's pixels,
+    # reprojected along the sweep's planes, mixed per pixel with the
+    # generator's image. Needs the sweep representation.
+    colour_path: bool = False
     hidden_channels: int = 256
     canvas_channels: int = 256
     z_channels: int = 64
@@ -150,15 +157,16 @@ class GQNConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"GQNConfig.{name} must be > 0, got "
                                  f"{getattr(self, name)!r}")
-        if not 0 < self.field_of_view < 180:
+        if self.field_of_view is not None and not 0 < self.field_of_view < 180:
             raise ValueError(f"GQNConfig.field_of_view must be between 0 and 180 "
-                             f"degrees, got {self.field_of_view!r}")
+                             f"degrees (or None: from the data), got "
+                             f"{self.field_of_view!r}")
         if self.sweep_depths < 2:  # the near and the far plane at least
             raise ValueError(f"GQNConfig.sweep_depths must be at least 2, got "
                              f"{self.sweep_depths}")
-        if not 0 < self.sweep_near < self.sweep_far < float("inf"):
-            raise ValueError(f"GQNConfig needs 0 < sweep_near < sweep_far, got "
-                             f"{self.sweep_near!r} and {self.sweep_far!r}")
+        if self.colour_path and self.representation != "sweep":
+            raise ValueError("GQNConfig.colour_path needs the sweep representation "
+                             f"(its depth scores), not {self.representation!r}")
         for name in ["adversarial_weight", "feature_matching_weight"]:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "
@@ -186,7 +194,10 @@ class GQNConfig:
 
     @classmethod
     def from_json(cls, text):
-        return cls().replace(**json.loads(text))
+        fields = json.loads(text)
+        for name in RETIRED_FIELDS:  # configs saved before they were retired
+            fields.pop(name, None)
+        return cls().replace(**fields)
 
     def save(self, path):
         """Writes the config as JSON (gs:// paths work)."""

@@ -10,15 +10,14 @@ view), both added to the ELBO with the config's weights.
 Which image is judged: the prior's generation, the image users see. The
 posterior reconstruction sees the target and is already held close to it
 by the likelihood; the prior's image is the blurry one. Judging it costs a
-second (generation) unroll per training step besides the reconstruction,
-and one more forward pass of the representation network for the
-discriminator's conditioning: on the tiny preset about +60% op time per
-step, three quarters of it the generation unroll, a fifth the
-discriminator.
+second (generation) unroll per training step besides the reconstruction
+(the encoded scene is shared with it and with the discriminator's
+conditioning): on the tiny preset about +60% op time per step, three
+quarters of it the generation unroll, a fifth the discriminator.
 
 The network: two stride-2 convolutions take the image down to the latent
 grid (image_size / 4), where the query pose and the scene representation
-(model.conditioning, gradient stopped: the GQN learns from the
+(model.SceneEncoding.conditioning, gradient stopped: the GQN learns from the
 discriminator only through the image it generates) are concatenated; two
 3x3 convolutions then give one logit per patch (a 26-pixel receptive
 field, PatchGAN-like for 32-64 px views).
@@ -133,15 +132,7 @@ def judge(config, images, conditioning, singular_vectors):
     return Judgement(tf.cast(logits[..., 0], tf.float32), features)
 
 
-def scene_conditioning(config, features):
-    """The GQN's query pose and representation on the latent grid, as a
-    constant for the discriminator (reusing the GQN's weights, which the
-    reconstruction has built)."""
-    with tf.variable_scope("gqn", reuse=True):
-        return tf.stop_gradient(model.conditioning(features, config))
-
-
-def sharpening_terms(config, features, target, generated):
+def sharpening_terms(config, conditioning, target, generated):
     """The discriminator's loss and the GQN's adversarial and
     feature-matching terms, per example, from one discriminator pass over
     the targets and the generated views.
@@ -149,8 +140,11 @@ def sharpening_terms(config, features, target, generated):
     One pass serves both players: the discriminator's loss is
     differentiated for its own variables only, so it needs no stop_gradient
     on `generated`; the GQN's terms reach its variables through the
-    generated half alone (the targets' features are constants to it)."""
-    conditioning = scene_conditioning(config, features)
+    generated half alone (the targets' features are constants to it).
+    `conditioning` is the GQN's encoded scene's (model.SceneEncoding), a
+    constant here: the GQN learns from the discriminator's judgement of its
+    images, not by moving what the judgement is conditioned on."""
+    conditioning = tf.stop_gradient(conditioning)
     singular_vectors = []
     judgement = judge(config, tf.concat([target, generated], axis=0),
                       tf.concat([conditioning, conditioning], axis=0),

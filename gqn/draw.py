@@ -142,8 +142,21 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
     return state.canvas, outputs
 
 
-def observation_mean(canvas):
-    """Canvas (B, H, W, C) -> mean image in [0, 1] (1x1 conv + sigmoid),
-    computed in float32."""
+# The colour path's share of the first observations: sigmoid(2) = 0.88, so
+# an untrained model shows the reprojected context and the generator
+# learns what to add.
+COLOUR_PATH_PRIOR = 2.0
+
+
+def observation_mean(canvas, colours=None):
+    """Canvas (B, H, W, C) -> mean image in [0, 1], computed in float32: a
+    1x1 conv + sigmoid of the canvas; with the colour path's output
+    (gqn.colour_path.ColourPath), a per-pixel mix of its reprojected image
+    and the canvas's, the mix learnt from the canvas and the path's cues."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
-        return tf.sigmoid(layers.conv2d(canvas, 3, 1, "observation"))
+        if colours is None:
+            return tf.sigmoid(layers.conv2d(canvas, 3, 1, "observation"))
+        logits = layers.conv2d(tf.concat([canvas, colours.image, colours.cues], -1),
+                               4, 1, "observation_mix")
+        share = tf.sigmoid(logits[..., 3:] + COLOUR_PATH_PRIOR)
+        return share * colours.image + (1 - share) * tf.sigmoid(logits[..., :3])

@@ -1,10 +1,12 @@
 """Evaluation of trained model_dirs on a fixed set of scenes: the ELBO terms,
-image metrics of generated views, two baselines that need no model, and
-picture grids.
+image metrics of generated views, three baselines that need no training,
+and picture grids.
 
 Baselines: 'nearest_context' answers with the context view whose pose is
-closest to the query pose; 'context_mean' with the mean of the context views.
-A model that does not beat them has not learned to render.
+closest to the query pose; 'context_mean' with the mean of the context
+views; 'plane_sweep' with what geometry alone renders from the context
+(gqn.plane_sweep). A model that does not beat them has not learned to
+render.
 """
 import json
 import os
@@ -12,8 +14,9 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from gqn import images, objective
-from gqn.model import TARGET_MASK_KEY
+from gqn import images, objective, plane_sweep
+from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, FEATURE_KEYS,
+                       QUERY_FIELD_OF_VIEW_KEY, TARGET_MASK_KEY)
 from gqn.predictor import Predictor
 
 ELBO_TERMS = ("elbo", "kl", "nll", "bits_per_dim")
@@ -80,10 +83,9 @@ def evaluate_model(predictor, scenes, metrics, num_samples, batch_size=8):
     per_example = {name: [] for name in ELBO_TERMS + image_metric_names(scenes)}
     generated, spread = [], []
     for part in _batches(count, batch_size):
-        args = (scenes["context_frames"][part], scenes["context_poses"][part],
-                scenes["query_pose"][part])
-        samples = predictor.render(*args, seeds[part], num_samples=num_samples)
-        terms = predictor.score(*args, scenes["target"][part], seeds[part])
+        features = {key: scenes[key][part] for key in FEATURE_KEYS}
+        samples = predictor.render(features, seeds[part], num_samples=num_samples)
+        terms = predictor.score(features, scenes["target"][part], seeds[part])
         quality = metrics(scenes["target"][part], samples[:, 0],
                           None if masks is None else masks[part])
         for name in ELBO_TERMS:
@@ -100,9 +102,32 @@ def image_metric_names(scenes):
     return IMAGE_METRICS + (objective.MASKED_METRICS if TARGET_MASK_KEY in scenes else ())
 
 
+def plane_sweep_views(scenes, batch_size=8):
+    """The plane-sweep baseline's views of `scenes` (N, H, W, 3), in
+    batches of a fixed size (the last one padded by repeating its end)."""
+    views = []
+    with tf.Graph().as_default():
+        inputs = {key: tf.placeholder(tf.float32, [batch_size] + list(scenes[key].shape[1:]))
+                  for key in FEATURE_KEYS}
+        image = plane_sweep.plane_sweep(
+            inputs["context_frames"], inputs["context_poses"],
+            inputs[CONTEXT_FIELD_OF_VIEW_KEY], inputs["query_pose"],
+            inputs[QUERY_FIELD_OF_VIEW_KEY], inputs[DEPTH_RANGE_KEY]).image
+        with tf.Session() as session:
+            for part in _batches(len(scenes["target"]), batch_size):
+                feed = {}
+                for key, placeholder in inputs.items():
+                    values = scenes[key][part]
+                    feed[placeholder] = np.concatenate(
+                        [values, np.repeat(values[-1:], batch_size - len(values), 0)])
+                views.append(session.run(image, feed)[:len(values)])
+    return np.concatenate(views)
+
+
 def evaluate_baselines(scenes, metrics):
     answers = {"nearest_context": nearest_context_views(scenes),
-               "context_mean": scenes["context_frames"].mean(axis=1)}
+               "context_mean": scenes["context_frames"].mean(axis=1),
+               "plane_sweep": plane_sweep_views(scenes)}
     return {name: metrics(scenes["target"], answer, scenes.get(TARGET_MASK_KEY))
             for name, answer in answers.items()}
 

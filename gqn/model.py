@@ -1,22 +1,38 @@
-"""The whole network: representation -> conditioning -> DRAW unroll -> image.
+"""The whole network: scene encoding (representation, conditioning, the
+colour path) -> DRAW unroll -> image.
 
 Inputs are the reader's features: context_frames (B, M, H, W, 3),
-context_poses (B, M, 7), query_pose (B, 7). Networks compute in the
-config's precision; the latent distributions, canvas, image and all loss
-terms stay float32.
+context_poses (B, M, 7), query_pose (B, 7), and the cameras beyond their
+poses: context_field_of_view (B, M) and query_field_of_view (B,) in radians
+across the frame, depth_range (B, 2) (near, far). Networks compute in the
+config's precision; the geometry, latent distributions, canvas, image and
+all loss terms stay float32.
+
+The scene is encoded once per example (`encode_scene`) and the encoding is
+shared by every unroll that renders it: the training reconstruction, the
+generation, the discriminator's conditioning and each of several samples.
 """
 import collections
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
-from gqn import draw, latent, representation
+from gqn import colour_path, draw, latent, representation, sweep
 
-FEATURE_KEYS = ("context_frames", "context_poses", "query_pose")
+CONTEXT_FIELD_OF_VIEW_KEY = "context_field_of_view"
+QUERY_FIELD_OF_VIEW_KEY = "query_field_of_view"
+DEPTH_RANGE_KEY = "depth_range"
+FEATURE_KEYS = ("context_frames", "context_poses", "query_pose",
+                CONTEXT_FIELD_OF_VIEW_KEY, QUERY_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY)
 # Test features of sets with object masks: where the target shows the
 # object (B, H, W, 1); evaluation only, never a network input.
 TARGET_MASK_KEY = "target_mask"
 
 Rendering = collections.namedtuple("Rendering", ["mean_image", "steps"])
+# conditioning: query pose and representation on the latent grid (B, s, s,
+# 7 + R) in the compute dtype; colours: the colour path's output
+# (gqn.colour_path.ColourPath) or None.
+SceneEncoding = collections.namedtuple("SceneEncoding", ["conditioning", "colours"])
 
 
 def compute_dtype(config):
@@ -39,29 +55,57 @@ def check_features(features, config, labels=None):
         raise ValueError(f"context_frames are {height}x{width}x{channels}, the "
                          f"config expects {size}x{size}x3 (image_size={size})")
     expected = {"context_poses": [batch, views, config.pose_dim],
-                "query_pose": [batch, config.pose_dim]}
+                "query_pose": [batch, config.pose_dim],
+                CONTEXT_FIELD_OF_VIEW_KEY: [batch, views],
+                QUERY_FIELD_OF_VIEW_KEY: [batch],
+                DEPTH_RANGE_KEY: [batch, 2]}
     for key, shape in expected.items():
         if features[key].shape.as_list() != shape:
             raise ValueError(f"{key} must have shape {shape} (poses are "
-                             f"{config.pose_dim}-d), got {features[key].shape}")
+                             f"{config.pose_dim}-d; one field of view per view, "
+                             f"near and far per example), got {features[key].shape}")
     if labels is not None and labels.shape.as_list() != [batch, size, size, 3]:
         raise ValueError(f"labels (target frames) must have shape "
                          f"{[batch, size, size, 3]}, got {labels.shape}")
 
 
-def conditioning(features, config):
-    """Query pose and scene representation on the latent grid, in the
-    compute dtype: the part of every core input that does not change across
-    the L steps, computed once. The poses reach the representation as given
-    (float32), so the sweep's geometry is not rounded to bfloat16."""
+def camera_features(features, config):
+    """(context fields of view (B, M), query field of view (B,), depth range
+    (B, 2)), float32; config.field_of_view, when set, overrides the angles."""
+    angles = [tf.cast(features[key], tf.float32)
+              for key in (CONTEXT_FIELD_OF_VIEW_KEY, QUERY_FIELD_OF_VIEW_KEY)]
+    if config.field_of_view is not None:
+        angles = [tf.fill(tf.shape(angle), np.float32(np.radians(config.field_of_view)))
+                  for angle in angles]
+    return angles[0], angles[1], tf.cast(features[DEPTH_RANGE_KEY], tf.float32)
+
+
+def encode_scene(config, features):
+    """The SceneEncoding of a batch, computed once for all its unrolls. The
+    poses reach the geometry as given (float32), so it is not rounded to
+    bfloat16; the colour path reads the frames in float32."""
     dtype = compute_dtype(config)
-    r = representation.scene_representation(
-        tf.cast(features["context_frames"], dtype), features["context_poses"],
-        features["query_pose"], config)
+    frames, context_poses = features["context_frames"], features["context_poses"]
+    query_pose = features["query_pose"]
+    context_angle, query_angle, depth_range = camera_features(features, config)
+    colours = None
+    with tf.variable_scope("gqn", reuse=tf.AUTO_REUSE):
+        with tf.variable_scope("representation", reuse=tf.AUTO_REUSE):
+            if config.representation == "sweep":
+                swept = sweep.sweep_representation(
+                    tf.cast(frames, dtype), context_poses, context_angle, query_pose,
+                    query_angle, depth_range, config)
+                r = swept.representation
+            else:
+                r = representation.encoded_views(tf.cast(frames, dtype),
+                                                 context_poses, config)
+        if config.colour_path:
+            colours = colour_path.colour_path(
+                tf.cast(frames, tf.float32), context_poses, context_angle,
+                query_pose, query_angle, swept)
     size = config.latent_size
-    pose = tf.cast(features["query_pose"], dtype)
-    pose = tf.tile(pose[:, None, None, :], [1, size, size, 1])
-    return tf.concat([pose, r], axis=-1)
+    pose = tf.tile(tf.cast(query_pose, dtype)[:, None, None, :], [1, size, size, 1])
+    return SceneEncoding(tf.concat([pose, r], axis=-1), colours)
 
 
 def standard_noise(config, batch_size, seeds=None, sample_index=0):
@@ -93,22 +137,23 @@ def content_seeds(images):
     return tf.bitcast(sums, tf.int32)
 
 
-def _render(config, features, noises, target=None, forced_latents=None):
+def _render(config, scene, noises, target=None, forced_latents=None):
     with tf.variable_scope("gqn", reuse=tf.AUTO_REUSE):
-        conditions = conditioning(features, config)
-        canvas, steps = draw.unroll(config, conditions, noises, target,
+        canvas, steps = draw.unroll(config, scene.conditioning, noises, target,
                                     forced_latents)
-        return Rendering(draw.observation_mean(canvas), steps)
+        return Rendering(draw.observation_mean(canvas, scene.colours), steps)
 
 
-def reconstruct(config, features, target, noises):
-    """Training unroll: z from the posterior given the target."""
-    return _render(config, features, noises, target=target)
+def reconstruct(config, scene, target, noises):
+    """Training unroll of an encoded scene: z from the posterior given the
+    target."""
+    return _render(config, scene, noises, target=target)
 
 
-def generate(config, features, noises, forced_latents=None):
-    """Generation unroll: z from the prior (or `forced_latents`)."""
-    return _render(config, features, noises, forced_latents=forced_latents)
+def generate(config, scene, noises, forced_latents=None):
+    """Generation unroll of an encoded scene: z from the prior (or
+    `forced_latents`)."""
+    return _render(config, scene, noises, forced_latents=forced_latents)
 
 
 def step_kls(rendering):

@@ -45,13 +45,14 @@ PROGRESS_SCOPE = "progress"
 LAST_STEP_FINITE = "training_health/last_step_finite"
 
 
-def _per_example_terms(gqn_config, features, labels, global_step):
-    """Reconstruction (posterior) unroll and its ELBO terms, per example."""
+def _per_example_terms(gqn_config, scene, labels, global_step):
+    """Reconstruction (posterior) unroll of the encoded scene and its ELBO
+    terms, per example."""
     batch_size = labels.shape.as_list()[0]
     sigma = schedules.pixel_sigma(gqn_config, global_step)
     noise = model.standard_noise(gqn_config, batch_size, model.content_seeds(labels),
                                  sample_index=global_step)
-    reconstruction = model.reconstruct(gqn_config, features, labels, noise)
+    reconstruction = model.reconstruct(gqn_config, scene, labels, noise)
     terms = objective.elbo_terms(labels, reconstruction.mean_image, sigma,
                                  model.step_kls(reconstruction))
     terms["bits_per_dim"] = objective.bits_per_dim(terms["elbo"],
@@ -64,8 +65,8 @@ def _per_example_terms(gqn_config, features, labels, global_step):
 # sharpening terms); generated and sharpening: None unless the config
 # sharpens; kernel_uses: for kernel_gradients.gradients.
 TrainingObjective = collections.namedtuple(
-    "TrainingObjective", ["loss", "terms", "sigma", "reconstruction", "generated",
-                          "sharpening", "kernel_uses"])
+    "TrainingObjective", ["loss", "terms", "sigma", "scene", "reconstruction",
+                          "generated", "sharpening", "kernel_uses"])
 
 
 def training_objective(gqn_config, features, labels, global_step, kernel_dtypes):
@@ -74,26 +75,27 @@ def training_objective(gqn_config, features, labels, global_step, kernel_dtypes)
     in the reconstruction, so that the batched kernel gradients include the
     sharpening terms."""
     with kernel_gradients.recording_kernel_uses(kernel_dtypes) as kernel_uses:
+        scene = model.encode_scene(gqn_config, features)
         terms, sigma, reconstruction = _per_example_terms(
-            gqn_config, features, labels, global_step)
+            gqn_config, scene, labels, global_step)
         generated = None
         if gqn_config.uses_discriminator:
             # The noise is a function of the content seeds, as training's
             # is, at sample indices (< 0) the reconstruction never uses.
             batch_size = labels.shape.as_list()[0]
-            generated = model.generate(gqn_config, features, model.standard_noise(
+            generated = model.generate(gqn_config, scene, model.standard_noise(
                 gqn_config, batch_size, model.content_seeds(labels),
                 sample_index=-1 - global_step)).mean_image
     loss = tf.reduce_mean(terms["elbo"])
     sharpening = None
     if generated is not None:
-        sharpening = discriminator.sharpening_terms(gqn_config, features, labels,
-                                                    generated)
+        sharpening = discriminator.sharpening_terms(gqn_config, scene.conditioning,
+                                                    labels, generated)
         loss += (gqn_config.adversarial_weight
                  * tf.reduce_mean(sharpening.g_adversarial)
                  + gqn_config.feature_matching_weight
                  * tf.reduce_mean(sharpening.feature_matching))
-    return TrainingObjective(loss, terms, sigma, reconstruction, generated,
+    return TrainingObjective(loss, terms, sigma, scene, reconstruction, generated,
                              sharpening, kernel_uses)
 
 
@@ -279,10 +281,11 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
                 gqn_config, features, batch_size))
 
         if mode == tf.estimator.ModeKeys.EVAL:
-            terms, _, _ = _per_example_terms(gqn_config, features, labels, global_step)
+            scene = model.encode_scene(gqn_config, features)
+            terms, _, _ = _per_example_terms(gqn_config, scene, labels, global_step)
             loss = tf.reduce_mean(terms["elbo"])
             generation = model.generate(
-                gqn_config, features, model.standard_noise(gqn_config, batch_size))
+                gqn_config, scene, model.standard_noise(gqn_config, batch_size))
             generated = generation.mean_image
             metrics = dict(objective.image_metrics(labels, generated))
             metrics["blockiness"] = objective.blockiness(generated)
@@ -324,7 +327,7 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
             shown = slice(0, NUM_DEBUG_IMAGES)
 
             def generate():
-                return model.generate(gqn_config, features, model.standard_noise(
+                return model.generate(gqn_config, trained.scene, model.standard_noise(
                     gqn_config, batch_size)).mean_image[shown]
 
             if trained.generated is not None:  # the discriminator's
@@ -353,8 +356,9 @@ def _predictions(gqn_config, features, batch_size):
     """Generated mean image(s). With a per-example `noise_seed` feature the
     output is a pure function of inputs and seed."""
     seeds = features.get(NOISE_SEED_KEY)
+    scene = model.encode_scene(gqn_config, features)
     samples = [
-        model.generate(gqn_config, features,
+        model.generate(gqn_config, scene,
                        model.standard_noise(gqn_config, batch_size, seeds, index)
                        ).mean_image
         for index in range(gqn_config.predict_samples)]

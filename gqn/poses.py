@@ -90,13 +90,14 @@ def image_plane_offsets(size, half_extent):
 def ray_directions(encoded, size, field_of_view):
     """Unit world directions (N, size, size, 3), float32, of the rays through
     the cell centres of a size x size grid over the images of cameras with
-    (N, 7) encoded poses and a square `field_of_view` (radians); row 0 is
-    the top of the image."""
+    (N, 7) encoded poses and square fields of view (radians): one angle for
+    all, or a tensor of N; row 0 is the top of the image."""
     forward, right, up = (axis[:, None, None, :] for axis in camera_axes(encoded))
-    offsets = image_plane_offsets(int(size), np.tan(field_of_view / 2))
-    offsets = offsets.astype(np.float32)
-    across = tf.constant(offsets[None, None, :, None])
-    down = tf.constant(-offsets[None, :, None, None])
+    half_extent = tf.reshape(tf.tan(tf.cast(field_of_view, tf.float32) / 2),
+                             [-1, 1, 1, 1])
+    offsets = tf.constant(image_plane_offsets(int(size), 1.0).astype(np.float32))
+    across = offsets[None, None, :, None] * half_extent
+    down = -offsets[None, :, None, None] * half_extent
     directions = forward + across * right + down * up
     return directions * tf.math.rsqrt(tf.reduce_sum(tf.square(directions), -1,
                                                     keepdims=True))

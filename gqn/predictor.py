@@ -61,56 +61,64 @@ class Predictor:
             "context_frames": tf.placeholder(tf.float32, [batch, views, size, size, 3]),
             "context_poses": tf.placeholder(tf.float32, [batch, views, config.pose_dim]),
             "query_pose": tf.placeholder(tf.float32, [batch, config.pose_dim]),
+            model.CONTEXT_FIELD_OF_VIEW_KEY: tf.placeholder(tf.float32, [batch, views]),
+            model.QUERY_FIELD_OF_VIEW_KEY: tf.placeholder(tf.float32, [batch]),
+            model.DEPTH_RANGE_KEY: tf.placeholder(tf.float32, [batch, 2]),
             "seeds": tf.placeholder(tf.int64, [batch]),
         }
         if with_target:
             inputs["target"] = tf.placeholder(tf.float32, [batch, size, size, 3])
         return inputs
 
-    def _feed(self, placeholders, context_frames, context_poses, query_poses,
-              seeds, target=None):
-        frames = np.asarray(context_frames, np.float32)
+    def _feed(self, placeholders, features, seeds, target=None):
+        missing = [key for key in model.FEATURE_KEYS if key not in features]
+        if missing:
+            raise ValueError(f"features lack {missing}; expected {model.FEATURE_KEYS}")
+        values = {key: np.asarray(features[key], np.float32)
+                  for key in model.FEATURE_KEYS}
         size = self.config.image_size
+        frames = values["context_frames"]
         if frames.ndim != 5 or frames.shape[2:] != (size, size, 3):
             raise ValueError(f"context frames must be (B, M, {size}, {size}, 3) "
                              f"for this model, got {frames.shape}")
-        values = {"context_frames": frames,
-                  "context_poses": as_encoded_poses(context_poses),
-                  "query_pose": as_encoded_poses(query_poses),
-                  "seeds": np.asarray(seeds, np.int64)}
+        for key in ("context_poses", "query_pose"):
+            values[key] = as_encoded_poses(values[key])
+        values["seeds"] = np.asarray(seeds, np.int64)
         if target is not None:
             values["target"] = np.asarray(target, np.float32)
         return {placeholders[key]: value for key, value in values.items()}
 
-    def render(self, context_frames, context_poses, query_poses, seeds,
-               num_samples=1):
-        """Generated mean images (B, num_samples, H, W, 3) in [0, 1]; sample k
-        of an example depends only on its inputs, its seed and k."""
-        batch, views = np.shape(context_frames)[:2]
+    def render(self, features, seeds, num_samples=1):
+        """Generated mean images (B, num_samples, H, W, 3) in [0, 1] of
+        `features` (model.FEATURE_KEYS: context frames, context and query
+        poses, raw or encoded, fields of view in radians, depth range); the
+        scene is encoded once for all samples, and sample k of an example
+        depends only on its inputs, its seed and k."""
+        batch, views = np.shape(features["context_frames"])[:2]
         config = self.config
 
         def build():
             inputs = self._inputs(batch, views, with_target=False)
-            samples = [model.generate(config, inputs, model.standard_noise(
+            scene = model.encode_scene(config, inputs)
+            samples = [model.generate(config, scene, model.standard_noise(
                 config, batch, inputs["seeds"], index)).mean_image
                 for index in range(num_samples)]
             return inputs, tf.stack(samples, axis=1)
 
         session, placeholders, output = self._session(
             ("render", batch, views, num_samples), build)
-        return session.run(output, self._feed(placeholders, context_frames,
-                                              context_poses, query_poses, seeds))
+        return session.run(output, self._feed(placeholders, features, seeds))
 
-    def score(self, context_frames, context_poses, query_poses, targets, seeds):
+    def score(self, features, targets, seeds):
         """Per-example negative ELBO terms (nats) and bits/dim at the
         checkpoint's pixel sigma."""
-        batch, views = np.shape(context_frames)[:2]
+        batch, views = np.shape(features["context_frames"])[:2]
         config = self.config
 
         def build():
             inputs = self._inputs(batch, views, with_target=True)
             reconstruction = model.reconstruct(
-                config, inputs, inputs["target"],
+                config, model.encode_scene(config, inputs), inputs["target"],
                 model.standard_noise(config, batch, inputs["seeds"]))
             sigma = schedules.pixel_sigma(config, tf.train.get_or_create_global_step())
             terms = objective.elbo_terms(inputs["target"], reconstruction.mean_image,
@@ -120,9 +128,7 @@ class Predictor:
             return inputs, terms
 
         session, placeholders, terms = self._session(("score", batch, views), build)
-        return session.run(terms, self._feed(placeholders, context_frames,
-                                             context_poses, query_poses, seeds,
-                                             targets))
+        return session.run(terms, self._feed(placeholders, features, seeds, targets))
 
     def close(self):
         for session, _, _ in self._sessions.values():

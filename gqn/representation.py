@@ -5,7 +5,7 @@ so the representation does not depend on the order or number of views.
 instead."""
 import tensorflow.compat.v1 as tf
 
-from gqn import layers, sweep
+from gqn import layers
 
 
 def _broadcast_pose(poses, size):
@@ -40,23 +40,18 @@ def pool(frames, poses, channels):
 ENCODERS = {"tower": tower, "pool": pool}
 
 
-def scene_representation(context_frames, context_poses, query_pose, config):
-    """(B, M, H, W, 3), (B, M, 7), (B, 7) -> r (B, H/4, W/4, R).
-
-    'tower' and 'pool' (the paper's): each view encoded on its own, the
-    codes summed over the M views (a pooled 1x1 code is broadcast to the
-    latent grid), whatever the query. 'sweep' (gqn.sweep): the context
-    views' features gathered along the query camera's rays."""
-    with tf.variable_scope("representation", reuse=tf.AUTO_REUSE):
-        if config.representation == "sweep":
-            return sweep.sweep_representation(context_frames, context_poses,
-                                              query_pose, config)
-        batch, views, height, width, _ = context_frames.shape.as_list()
-        frames = tf.reshape(context_frames, [batch * views, height, width, 3])
-        poses = tf.cast(tf.reshape(context_poses, [batch * views, config.pose_dim]),
-                        context_frames.dtype)
-        codes = ENCODERS[config.representation](
-            frames, poses, config.representation_channels)
+def encoded_views(context_frames, context_poses, config):
+    """The paper's representation, (B, M, H, W, 3), (B, M, 7) -> r (B, H/4,
+    W/4, R): each view encoded on its own ('tower' or 'pool'), the codes
+    summed over the M views (a pooled 1x1 code is broadcast to the latent
+    grid), whatever the query. ('sweep', gqn.sweep, reads the context
+    along the query's rays instead.)"""
+    batch, views, height, width, _ = context_frames.shape.as_list()
+    frames = tf.reshape(context_frames, [batch * views, height, width, 3])
+    poses = tf.cast(tf.reshape(context_poses, [batch * views, config.pose_dim]),
+                    context_frames.dtype)
+    codes = ENCODERS[config.representation](frames, poses,
+                                            config.representation_channels)
     code_shape = codes.shape.as_list()[1:]
     r = tf.reduce_sum(tf.reshape(codes, [batch, views] + code_shape), axis=1)
     if code_shape[0] != config.latent_size:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from gqn.checkpoints import global_step_of
+from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
 from gqn.model_fn import LAST_STEP_FINITE, NOISE_SEED_KEY, PROGRESS_SCOPE
 
 class TrainingDiverged(ValueError):
@@ -179,17 +180,19 @@ def _cluster_has_evaluator():
 
 def serving_input_receiver_fn(config, batch_size):
     """Placeholders of the SavedModel signature: context frames and poses,
-    query pose and a per-example noise seed (same seed, same image)."""
+    query pose, the cameras' fields of view (radians) and the scene's depth
+    range, and a per-example noise seed (same seed, same image)."""
     def receiver_fn():
         size, views, pose = config.image_size, config.context_size, config.pose_dim
-        inputs = {
-            "context_frames": tf.placeholder(tf.float32, [batch_size, views, size, size, 3],
-                                             name="context_frames"),
-            "context_poses": tf.placeholder(tf.float32, [batch_size, views, pose],
-                                            name="context_poses"),
-            "query_pose": tf.placeholder(tf.float32, [batch_size, pose], name="query_pose"),
-            NOISE_SEED_KEY: tf.placeholder(tf.int64, [batch_size], name=NOISE_SEED_KEY),
-        }
+        shapes = {"context_frames": [batch_size, views, size, size, 3],
+                  "context_poses": [batch_size, views, pose],
+                  "query_pose": [batch_size, pose],
+                  CONTEXT_FIELD_OF_VIEW_KEY: [batch_size, views],
+                  QUERY_FIELD_OF_VIEW_KEY: [batch_size],
+                  DEPTH_RANGE_KEY: [batch_size, 2]}
+        inputs = {key: tf.placeholder(tf.float32, shape, name=key)
+                  for key, shape in shapes.items()}
+        inputs[NOISE_SEED_KEY] = tf.placeholder(tf.int64, [batch_size], name=NOISE_SEED_KEY)
         return tf.estimator.export.ServingInputReceiver(inputs, inputs)
     return receiver_fn
 

@@ -11,8 +11,9 @@ Every evaluation renders the same held-out scenes from the prior with the
 same noise and reports PSNR, PSNR on the fruit alone (the generator's object
 masks; the fruit covers a few percent of the pixels, so whole-image PSNR
 hides whether it is there), sharpness (generated over target mean |image
-gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the two
-baselines that need no model (the mean and the nearest context view).
+gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the three
+baselines that need no training (the mean and the nearest context view, and
+the plane sweep over the context).
 
     python scripts/benchmark_quality.py --output_dir quality        # ~30 min on 2 cores
     python scripts/benchmark_quality.py --output_dir q --minutes 10 --seed 1
@@ -62,6 +63,8 @@ flags.DEFINE_float("feature_matching_weight", 10.0, "The sharpened variant's "
                    "feature-matching weight.")
 flags.DEFINE_list("hparams", [], "GQNConfig fields for every variant, key=value "
                   "(e.g. sigma_end=0.3).")
+flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
+                     "among this many nearest views (default: the reader's).")
 flags.DEFINE_integer("evaluations", 4, "Evaluations along the fine-tuning.")
 flags.DEFINE_integer("eval_scenes", 40, "Held-out still lifes evaluated.")
 flags.mark_flag_as_required("output_dir")
@@ -108,7 +111,8 @@ def train(config, root, dataset, model_dir, steps, warm_start=None):
         config, run_config, summary_every_steps=max(steps // 4, 1),
         warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None)
     input_fn = gqn_input_fn(dataset, root, "train", config.context_size,
-                            image_size=config.image_size, seed=FLAGS.seed)
+                            image_size=config.image_size, seed=FLAGS.seed,
+                            context_pool=FLAGS.context_pool)
     training.train_and_evaluate(model, input_fn, steps, progress_every=max(steps // 4, 1),
                                 batch_size=config.batch_size)
 
@@ -153,7 +157,8 @@ def plot_curves(result, path):
             steps = sorted(curve, key=int)
             axis.plot([int(s) for s in steps], [curve[s][metric] for s in steps],
                       marker="o", label=variant)
-        for (baseline, values), style in zip(result["baselines"].items(), ("--", ":")):
+        for (baseline, values), style in zip(result["baselines"].items(),
+                                             ("--", ":", "-.")):
             if metric in values:
                 axis.axhline(values[metric], color="grey", linestyle=style,
                              label=f"baseline: {baseline.replace('_', ' ')}")

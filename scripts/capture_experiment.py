@@ -20,7 +20,7 @@ import os
 
 from absl import app, flags
 
-from scripts.stages import REPO, field_of_view_hparams, run_stage
+from scripts.stages import REPO, run_stage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("photos", os.path.join(REPO, "..", "shared", "data", "real", "apple"),
@@ -35,16 +35,12 @@ flags.DEFINE_integer("pretrain_steps", 500, "Pretraining steps, without "
                      "--pretrained_model_dir.")
 flags.DEFINE_integer("finetune_steps", 300, "Fine-tuning steps (and the same from "
                      "scratch).")
-# The apple capture's camera across the photos' short side: 2 atan(1 / f)
-# for the focal lengths f = 3.52-3.56 (NDC units) in its gt_cameras.npz
-# gives 31.3-31.8 degrees over the frames; the widest is used.
-APPLE_FIELD_OF_VIEW = 31.8
-flags.DEFINE_float("camera_field_of_view", APPLE_FIELD_OF_VIEW, "Degrees the "
-                   "camera sees across the photos' short side (default: the "
-                   "apple capture's); the sweep representation is told the "
-                   "converted frames' share of it.")
 flags.DEFINE_string("precision", "bfloat16", "Compute precision (float32 where the "
                     "CPU lacks bfloat16).")
+flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
+                     "among this many nearest views (train_gqn_draw.py's flag).")
+flags.DEFINE_list("hparams", [], "GQNConfig fields (key=value) of the pretrained "
+                  "and the from-scratch model, e.g. sweep_depths=16.")
 
 
 def main(_):
@@ -52,7 +48,8 @@ def main(_):
     stage = functools.partial(run_stage, os.path.join(out, "logs"))
     data, models = os.path.join(out, "data"), os.path.join(out, "models")
     model_flags = ["--preset", "tiny", "--img_size", FLAGS.img_size, "--precision",
-                   FLAGS.precision, "--context_size", FLAGS.context_size]
+                   FLAGS.precision, "--context_size", FLAGS.context_size,
+                   *(["--hparams", ",".join(FLAGS.hparams)] if FLAGS.hparams else [])]
     pretrained = FLAGS.pretrained_model_dir
     if pretrained is None:
         pretrained = os.path.join(models, "pretrained")
@@ -72,7 +69,7 @@ def main(_):
              FLAGS.finetune_steps, "--save_checkpoints_steps", FLAGS.finetune_steps,
              "--log_every_steps", 50, "--eval_steps", 1, "--batch_size", 8,
              "--anneal_steps", FLAGS.finetune_steps,
-             *field_of_view_hparams(FLAGS.camera_field_of_view)]
+             *(["--context_pool", FLAGS.context_pool] if FLAGS.context_pool else [])]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
           finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision)
@@ -91,11 +88,11 @@ def main(_):
     rows = [("fine-tuned", metrics["model"]), ("from scratch", metrics["compare_model"]),
             *[(f"baseline {name}", values) for name, values in metrics["baselines"].items()]]
     print(f"\n=== {metrics['num_scenes']} held-out views of {FLAGS.photos}")
-    print(f"{'':<28}{'MSE':>16}{'PSNR':>16}{'SSIM':>9}")
+    print(f"{'':<28}{'MSE':>16}{'PSNR':>16}{'SSIM':>9}{'sharpness':>11}")
     for label, values in rows:
         print(f"{label:<28}{values['mse']['mean']:>9.4f} ± {values['mse']['stderr']:<5.4f}"
               f"{values['psnr']['mean']:>9.2f} ± {values['psnr']['stderr']:<5.2f}"
-              f"{values['ssim']['mean']:>9.3f}")
+              f"{values['ssim']['mean']:>9.3f}{values['sharpness']['mean']:>11.3f}")
     print("\npictures:")
     for path in [os.path.join(data, "capture", "preview.png"),
                  os.path.join(evaluation, "grid.png"), os.path.join(render, "strip.png"),

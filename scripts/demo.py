@@ -18,8 +18,7 @@ import time
 
 from absl import app, flags
 
-from data_provider import synthetic
-from scripts.stages import field_of_view_hparams, run_stage
+from scripts.stages import run_stage
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes.")
@@ -40,13 +39,8 @@ flags.DEFINE_integer("finetune_steps", 600, "Fine-tuning steps (and the same "
 flags.DEFINE_string("precision", "bfloat16", "Compute precision of the networks "
                     "(falls back to float32, saying so, where the CPU lacks bfloat16).")
 flags.DEFINE_list("train_flags", [], "Extra flags for every training run, "
-                  "e.g. --use_tpu,--tpu=NAME. An --hparams here replaces the "
-                  "fine-tuning's field_of_view one: repeat it there.")
+                  "e.g. --use_tpu,--tpu=NAME.")
 flags.DEFINE_integer("eval_scenes", 32, "Test scenes evaluated.")
-flags.DEFINE_float("camera_field_of_view", synthetic.FIELD_OF_VIEW_DEGREES,
-                   "Degrees the photos' camera sees across their short side "
-                   "(default: the generated photos'); the converted frames see "
-                   "less, and the sweep representation is told that.")
 
 
 def main(_):
@@ -85,8 +79,7 @@ def main(_):
 
     fruit = ["--data_dir", data, "--dataset", "fruit_stills", "--max_steps",
              FLAGS.finetune_steps, "--anneal_steps", FLAGS.finetune_steps,
-             "--log_every_steps", 50, "--eval_steps", 5, "--save_checkpoints_steps", 500,
-             *field_of_view_hparams(FLAGS.camera_field_of_view)]
+             "--log_every_steps", 50, "--eval_steps", 5, "--save_checkpoints_steps", 500]
     stage("5: fine-tune", "train_gqn_draw.py", *fruit, "--model_dir",
           os.path.join(models, "finetuned"), "--warm_start_from",
           os.path.join(models, "pretrained"), *FLAGS.train_flags)

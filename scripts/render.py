@@ -8,8 +8,9 @@ The context is either a test scene from records or your own photos:
         --photos_dir P --poses_csv poses.csv [--scene Scene1]
 
 poses.csv has the converter's manifest columns: scene, image (path under
---photos_dir), x, y, z, yaw, pitch (angles in --angle_unit). The camera
-flies along the ring fitted to the context cameras. Writes O/flyaround.gif
+--photos_dir), x, y, z, yaw, pitch (angles in --angle_unit); --field_of_view
+gives your camera's angle across the photos' short side. The camera flies
+along the ring fitted to the context cameras. Writes O/flyaround.gif
 and O/strip.png (context views above, rendered views below). For a set
 converted with held-out views (--holdout_views), the context comes from the
 scene's training views and strip.png adds each held-out photo beside the
@@ -22,11 +23,17 @@ from absl import flags
 
 from data_provider.datasets import get_dataset_info
 from data_provider.photo_layouts import read_manifest
-from data_provider.photo_preprocess import convert_photo
+from data_provider.photo_preprocess import convert_photo, cropped_field_of_view
 from data_provider.scene_arrays import load_scenes
+from data_provider.scene_geometry import depth_range_from_cameras
 from gqn import cli_flags, images
+from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
 from gqn.poses import decode_poses_np, ring_around
 from gqn.predictor import Predictor
+
+# What a scene's context brings: everything but the query's features.
+CONTEXT_KEYS = ("context_frames", "context_poses", CONTEXT_FIELD_OF_VIEW_KEY,
+                DEPTH_RANGE_KEY)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model_dir.")
@@ -41,6 +48,8 @@ flags.DEFINE_string("poses_csv", None, "Pose CSV: scene, image, x, y, z, yaw, pi
 flags.DEFINE_enum("angle_unit", "degrees", ["degrees", "radians"],
                   "Unit of yaw and pitch in --poses_csv.")
 flags.DEFINE_string("scene", None, "Scene name in --poses_csv (default: the first).")
+flags.DEFINE_float("field_of_view", None, "With --photos_dir: degrees your camera "
+                   "sees across the photos' short side (records state their own).")
 flags.DEFINE_integer("num_frames", 24, "Views along the ring.")
 flags.DEFINE_integer("strip_frames", 8, "Rendered views shown in strip.png.")
 flags.DEFINE_integer("seed", 0, "Noise seed (shared by every frame, so the "
@@ -50,8 +59,9 @@ flags.mark_flags_as_required(["model_dir", "output_dir"])
 
 
 def context_from_records(image_size, context_size):
-    """(context frames, raw context poses, held-out photos and their raw
-    poses, or None where the set holds no views out of training)."""
+    """(context: the model's features of one test scene without its query,
+    held-out photos and their raw poses, or None where the set holds no
+    views out of training)."""
     # The test split yields one example per held-out view of each scene.
     held_out_views = get_dataset_info(FLAGS.dataset, FLAGS.data_dir).holdout_views
     per_scene = max(1, held_out_views)
@@ -66,11 +76,15 @@ def context_from_records(image_size, context_size):
     if held_out_views:
         part = slice(first, first + per_scene)
         held_out = scenes["target"][part], decode_poses_np(scenes["query_pose"][part])
-    return (scenes["context_frames"][first],
-            decode_poses_np(scenes["context_poses"][first]), held_out)
+    context = {key: scenes[key][first] for key in CONTEXT_KEYS}
+    context["context_poses"] = decode_poses_np(context["context_poses"])
+    return context, held_out
 
 
 def context_from_photos(image_size):
+    if FLAGS.field_of_view is None:
+        raise ValueError("--photos_dir needs --field_of_view: the degrees your "
+                         "camera sees across the photos' short side")
     rows = read_manifest(FLAGS.poses_csv, FLAGS.angle_unit)
     scene = FLAGS.scene or rows[0][1]
     chosen = [(image, pose) for _, name, image, pose in rows if name == scene]
@@ -85,7 +99,25 @@ def context_from_photos(image_size):
         with open(path, "rb") as handle:
             photo = convert_photo(image, handle.read(), image_size)
         frames.append(photo.pixels.astype(np.float32) / 255.0)
-    return np.stack(frames), np.stack([pose for _, pose in chosen])
+    raw_poses = np.stack([pose for _, pose in chosen])
+    angle = np.radians(cropped_field_of_view(FLAGS.field_of_view, image_size))
+    return {"context_frames": np.stack(frames), "context_poses": raw_poses,
+            CONTEXT_FIELD_OF_VIEW_KEY: np.full(len(frames), angle, np.float32),
+            DEPTH_RANGE_KEY: np.float32(depth_range_from_cameras(raw_poses[:, :3]))}
+
+
+def render_at(predictor, context, raw_poses):
+    """The views (N, H, W, 3) rendered at raw query poses (N, 5) from one
+    scene's context, every one with the same noise seed (so the imagined
+    scene stays the same as the camera moves); the query camera is the
+    context's (their mean field of view)."""
+    count = len(raw_poses)
+    features = {key: np.repeat(value[None], count, axis=0)
+                for key, value in context.items()}
+    features["query_pose"] = raw_poses
+    features[QUERY_FIELD_OF_VIEW_KEY] = np.full(
+        count, context[CONTEXT_FIELD_OF_VIEW_KEY].mean(), np.float32)
+    return predictor.render(features, np.full(count, FLAGS.seed))[:, 0]
 
 
 def main(_):
@@ -98,15 +130,14 @@ def main(_):
     config = predictor.config
     held_out = None
     if from_records:
-        frames, raw_poses, held_out = context_from_records(
+        context, held_out = context_from_records(
             config.image_size, FLAGS.context_size or config.context_size)
     else:
-        frames, raw_poses = context_from_photos(config.image_size)
-    ring = ring_around(raw_poses, FLAGS.num_frames)
+        context = context_from_photos(config.image_size)
+    frames = context["context_frames"]
     count = FLAGS.num_frames
-    rendered = predictor.render(np.repeat(frames[None], count, axis=0),
-                                np.repeat(raw_poses[None], count, axis=0), ring,
-                                np.full(count, FLAGS.seed))[:, 0]
+    rendered = render_at(predictor, context,
+                         ring_around(context["context_poses"], FLAGS.num_frames))
     scale = max(1, 128 // config.image_size)
     gif = images.save_gif(list(rendered), os.path.join(FLAGS.output_dir,
                                                        "flyaround.gif"), scale=scale)
@@ -114,9 +145,7 @@ def main(_):
     rows, labels = [list(frames), [rendered[i] for i in shown]], ["context", "rendered"]
     if held_out is not None:
         photos, poses = held_out
-        at_poses = predictor.render(np.repeat(frames[None], len(poses), axis=0),
-                                    np.repeat(raw_poses[None], len(poses), axis=0),
-                                    poses, np.full(len(poses), FLAGS.seed))[:, 0]
+        at_poses = render_at(predictor, context, poses)
         rows += [list(photos), list(at_poses)]
         labels += ["held out", "rendered"]
     strip = images.grid(rows, scale=max(1, 64 // config.image_size), row_labels=labels)

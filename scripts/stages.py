@@ -6,15 +6,7 @@ import subprocess
 import sys
 import time
 
-from data_provider.photo_preprocess import cropped_field_of_view
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def field_of_view_hparams(short_side_degrees):
-    """The training flags that tell a sweep model the converted frames' field
-    of view, from the camera's angle across the photos' short side."""
-    return ["--hparams", f"field_of_view={cropped_field_of_view(short_side_degrees):.2f}"]
 
 
 def run_stage(log_dir, title, *command):

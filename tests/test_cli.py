@@ -21,6 +21,7 @@ from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.scene_arrays import load_scenes
 from gqn import hardware, objective
 from gqn.config import GQNConfig, config_path
+from gqn.model import FEATURE_KEYS
 from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS
 from gqn.predictor import Predictor
 from tests.capture_helpers import apple  # noqa: F401  (a fixture)
@@ -164,22 +165,19 @@ def test_export_matches_the_predictor(pretrained, workspace):
     scenes = load_scenes("rooms", str(workspace / "data"), 3, 2, seed=5)
     seeds = np.array([17, 4])
     predictor = Predictor(str(model_dir))
-    expected = predictor.render(scenes["context_frames"], scenes["context_poses"],
-                                scenes["query_pose"], seeds)[:, 0]
+    features = {key: scenes[key] for key in FEATURE_KEYS}
+    expected = predictor.render(features, seeds)[:, 0]
     with tf.Graph().as_default(), tf.Session() as session:
         meta = tf.saved_model.loader.load(session, ["serve"], export_path)
         signature = meta.signature_def["serving_default"]
-        feeds = {signature.inputs[key].name: value for key, value in [
-            ("context_frames", scenes["context_frames"]),
-            ("context_poses", scenes["context_poses"]),
-            ("query_pose", scenes["query_pose"]), ("noise_seed", seeds)]}
+        feeds = {signature.inputs[key].name: value
+                 for key, value in dict(features, noise_seed=seeds).items()}
         served = session.run(signature.outputs["mean_image"].name, feeds)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     assert not np.allclose(served[0], served[1])
     if hardware.cpu_has_bfloat16():  # same weights, networks in bfloat16
         in_bfloat16 = Predictor(str(model_dir), precision="bfloat16").render(
-            scenes["context_frames"], scenes["context_poses"], scenes["query_pose"],
-            seeds)[:, 0]
+            features, seeds)[:, 0]
         gap = np.abs(in_bfloat16 - expected)
         assert 0 < gap.mean() < 0.01, gap.mean()
 

@@ -7,9 +7,10 @@ from gqn.config import GQNConfig
 
 def test_hparams_are_typed_like_the_config_field():
     parsed = cli_flags.parse_hparams(["learning_rate_start=1e-4", "seq_length=6",
-                                      "share_core_weights=false"])
+                                      "share_core_weights=false", "field_of_view=50"])
     assert parsed == {"learning_rate_start": 1e-4, "seq_length": 6,
-                      "share_core_weights": False}
+                      "share_core_weights": False, "field_of_view": 50.0}
+    assert isinstance(parsed["field_of_view"], float)  # Optional[float], None by default
     assert isinstance(parsed["seq_length"], int)
     with pytest.raises(cli_flags.FlagError, match="no_such_field"):
         cli_flags.parse_hparams(["no_such_field=1"])

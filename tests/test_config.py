@@ -35,8 +35,7 @@ def test_derived_sizes_follow_fields():
     ("sigma_end", 0.0, "sigma_end must be > 0"),
     ("precision", "float16", "precision must be one of"),
     ("field_of_view", 180.0, "field_of_view must be between 0 and 180"),
-    ("sweep_near", 0.0, "needs 0 < sweep_near < sweep_far"),
-    ("sweep_far", 0.3, "needs 0 < sweep_near < sweep_far"),
+    ("colour_path", True, "colour_path needs the sweep representation"),
     ("sweep_depths", 0, "sweep_depths must be a positive integer"),
     ("sweep_depths", 1, "sweep_depths must be at least 2"),
 ])
@@ -82,3 +81,14 @@ def test_presets():
     assert preset("paper") == GQNConfig()
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         preset("huge")
+
+
+def test_a_config_saved_before_the_depth_range_came_from_the_data_still_loads():
+    """Earlier configs stored the sweep's fixed depth range; the range is
+    now every example's own, so those fields are dropped on load and the
+    rest is kept."""
+    saved = json.loads(preset("tiny").to_json())
+    saved.update(sweep_near=0.4, sweep_far=6.0, field_of_view=40.43)
+    loaded = GQNConfig.from_json(json.dumps(saved))
+    assert loaded == preset("tiny", field_of_view=40.43)
+    assert not hasattr(loaded, "sweep_near")

@@ -44,11 +44,8 @@ def test_terms_have_the_right_signs_and_shapes():
                       for _ in range(2))
         conditioning = _random_conditioning(config, 4, 1)
         judged = discriminator.judge(config, real, conditioning, [])
-        features, _ = constant_batch(config)
-        with tf.variable_scope("gqn"):  # the GQN weights the conditioning reads
-            model.conditioning(features, config)
-        terms = discriminator.sharpening_terms(config, features, real, fake)
-        same = discriminator.sharpening_terms(config, features, real, real)
+        terms = discriminator.sharpening_terms(config, conditioning, real, fake)
+        same = discriminator.sharpening_terms(config, conditioning, real, real)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             logits, terms, same = session.run([judged.logits, terms[:3], same[:3]])

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from data_provider import record_writer, synthetic
+from data_provider import record_writer, scene_geometry, synthetic
+from data_provider.datasets import get_dataset_info
 from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
+from gqn import poses as poses_lib
 from gqn.poses import encode_poses_np
 
 REAL_ROOT = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gqn-datasets"
@@ -395,3 +397,155 @@ def test_test_split_gives_the_target_views_object_mask(tmp_path):
     [(train_features, _)] = read_batches(gqn_input_fn(
         "fruit", str(tmp_path), "train", 3, seed=0), 1, max_batches=1)
     assert "target_mask" not in train_features
+
+
+# The cameras beyond their poses, and the context a query gets.
+
+def ring_record(scene, num_views, size, field_of_view=None, depth_range=None,
+                yaw_offset=0.0, kept=None):
+    """A coded scene whose views stand on a ring around the origin, looking
+    at it, in an order that is not the ring's (so nearness is not index);
+    the record holds the first `kept` of them (default all)."""
+    order = np.random.RandomState(scene).permutation(num_views)
+    angles = 2 * np.pi * order / num_views + yaw_offset
+    positions = np.stack([1.2 * np.cos(angles), 1.2 * np.sin(angles),
+                          np.full(num_views, 0.4)], axis=1)
+    yaw, pitch = poses_lib.yaw_pitch_of(-positions)
+    cameras = np.concatenate([positions, yaw[:, None], pitch[:, None]], axis=1)
+    kept = num_views if kept is None else kept
+    jpegs = [record_writer.encode_jpeg(coded_frame(scene, v, size)) for v in range(kept)]
+    if field_of_view is not None and np.size(field_of_view) > 1:
+        field_of_view = field_of_view[:kept]
+    return record_writer.serialize_scene(jpegs, cameras[:kept], field_of_view=field_of_view,
+                                         depth_range=depth_range), cameras
+
+
+def nearest_by_rule(cameras, query, candidates, count):
+    """The `count` candidates nearest to view `query`: centre distance over
+    the mean camera distance plus 1 - cos of the viewing directions."""
+    encoded = encode_poses_np(cameras)
+    forward = poses_lib.camera_axes_np(encoded)[0]
+    scale = np.linalg.norm(cameras[:, :3], axis=1).mean()
+    distance = (np.linalg.norm(cameras[:, :3] - cameras[query, :3], axis=1) / scale
+                + 1 - forward @ forward[query])
+    return sorted(sorted(candidates, key=lambda view: distance[view])[:count])
+
+
+def coded_views(features, labels):
+    """(context views (B, M), query view (B,), scene (B,)) from the frames'
+    colours."""
+    frames = np.concatenate([features["context_frames"], labels[:, None]], 1)
+    colours = np.round((frames.mean(axis=(-3, -2)) * 255 - 10) / 20).astype(int)
+    return colours[:, :-1, 0], colours[:, -1, 0], colours[:, -1, 1]
+
+
+def write_ring_dataset(root, name, num_views, holdout_views=0, **cameras):
+    records, cameras_of = {"train": [], "test": []}, []
+    for scene in range(2):
+        for split, kept in (("train", num_views - holdout_views), ("test", num_views)):
+            record, scene_cameras = ring_record(scene, num_views, 16, kept=kept,
+                                                yaw_offset=0.1 * scene, **cameras)
+            records[split].append(record)
+        cameras_of.append(scene_cameras)
+    with record_writer.DatasetWriter(str(root), name) as writer:
+        for split in ("train", "test"):
+            writer.write_split(split, records[split], 1)
+        writer.finish(16, num_views - holdout_views, holdout_views=holdout_views)
+    return cameras_of
+
+
+def test_evaluation_context_is_the_querys_nearest_views(tmp_path):
+    """Test examples: a random query, and as context the context_size views
+    nearest to it by position and direction (not by index, not at random)."""
+    cameras = write_ring_dataset(tmp_path, "ring", 12)
+    batches = read_batches(gqn_input_fn("ring", str(tmp_path), "test", 4, seed=3), 1)
+    assert len(batches) == 2
+    for features, labels in batches:
+        context, query, scene = coded_views(features, labels)
+        assert sorted(context[0]) == nearest_by_rule(
+            cameras[scene[0]], query[0], set(range(12)) - {query[0]}, 4)
+
+
+def test_training_draws_the_context_among_the_querys_nearest_views(tmp_path):
+    """Training: queries and contexts vary from draw to draw, and every
+    context view is among the query's context_pool nearest views."""
+    cameras = write_ring_dataset(tmp_path, "ring", 12)  # coded views: at most 12
+    batches = read_batches(gqn_input_fn("ring", str(tmp_path), "train", 3, seed=1,
+                                        context_pool=6), 4, max_batches=30)
+    contexts = {}
+    for features, labels in batches:
+        context, query, scene = coded_views(features, labels)
+        for example in range(len(query)):
+            pool = nearest_by_rule(cameras[scene[example]], query[example],
+                                   set(range(12)) - {query[example]}, 6)
+            assert set(context[example]) <= set(pool)
+            contexts.setdefault((scene[example], query[example]), set()).add(
+                tuple(sorted(context[example])))
+    assert len(contexts) >= 16  # queries vary
+    assert max(len(drawn) for drawn in contexts.values()) >= 2  # so do contexts
+
+
+def test_held_out_queries_take_their_nearest_training_views(tmp_path):
+    """With held-out views, each is asked once as the query and its context
+    is the nearest context_size views among the training views; training
+    never draws a held-out view."""
+    cameras = write_ring_dataset(tmp_path, "ring", 12, holdout_views=3)
+    batches = read_batches(gqn_input_fn("ring", str(tmp_path), "test", 4, seed=0), 1)
+    assert len(batches) == 6
+    asked = set()
+    for features, labels in batches:
+        context, query, scene = coded_views(features, labels)
+        assert query[0] >= 9
+        assert sorted(context[0]) == nearest_by_rule(cameras[scene[0]], query[0],
+                                                     range(9), 4)
+        asked.add((scene[0], query[0]))
+    assert len(asked) == 6
+    train = read_batches(gqn_input_fn("ring", str(tmp_path), "train", 4, seed=0), 8,
+                         max_batches=10)
+    for features, labels in train:
+        context, query, _ = coded_views(features, labels)
+        assert context.max() < 9 and query.max() < 9
+
+
+def test_records_state_each_views_field_of_view_and_the_depth_range(tmp_path):
+    """Per-view angles and the scene's depth range written with the record
+    reach the features, each view with its own angle."""
+    angles = 0.5 + 0.01 * np.arange(10)
+    write_ring_dataset(tmp_path, "ring", 10, field_of_view=angles,
+                       depth_range=(0.7, 3.5))
+    for mode in ("train", "test"):
+        for features, labels in read_batches(gqn_input_fn("ring", str(tmp_path), mode, 3,
+                                                          seed=0), 2, max_batches=3):
+            context, query, _ = coded_views(features, labels)
+            np.testing.assert_allclose(features["context_field_of_view"], angles[context],
+                                       rtol=1e-6)
+            np.testing.assert_allclose(features["query_field_of_view"], angles[query],
+                                       rtol=1e-6)
+            np.testing.assert_allclose(features["depth_range"], [[0.7, 3.5]] * 2,
+                                       rtol=1e-6)
+
+
+def test_real_records_take_the_dataset_angle_and_a_range_from_camera_distances(real_root):
+    """DeepMind's records carry no intrinsics: every view gets the dataset
+    table's angle, and the depth range comes from the scene's camera
+    distances by scene_geometry's rule."""
+    info = get_dataset_info("shepard_metzler_5_parts")
+    scenes = {}
+    for record in tf.io.tf_record_iterator(str(REAL_FILE)):
+        cameras = np.reshape(tf.train.Example.FromString(record).features
+                             .feature["cameras"].float_list.value, (-1, 5))
+        scenes[tuple(np.round(cameras[0, :3], 4))] = cameras
+    batches = read_batches(gqn_input_fn("shepard_metzler_5_parts", str(real_root), "test",
+                                        5, seed=0), 2)
+    assert batches
+    for features, _ in batches:
+        np.testing.assert_allclose(features["context_field_of_view"],
+                                   np.radians(info.field_of_view_degrees), rtol=1e-6)
+        for example in range(2):
+            ranges = [scene_geometry.depth_range_from_cameras(cameras[:, :3])
+                      for cameras in scenes.values()
+                      if np.any(np.all(np.isclose(encode_poses_np(cameras),
+                                                  features["query_pose"][example],
+                                                  atol=1e-5), axis=1))]
+            np.testing.assert_allclose(features["depth_range"][example], ranges[0],
+                                       rtol=1e-5)

@@ -34,7 +34,8 @@ def test_kernel_gradient_equals_the_filter_gradient_op(size, kernel_size, stride
 def _training_loss(config, features, labels):
     noise = model.standard_noise(config, config.batch_size,
                                  model.content_seeds(labels), sample_index=0)
-    rendering = model.reconstruct(config, features, labels, noise)
+    rendering = model.reconstruct(config, model.encode_scene(config, features),
+                                  labels, noise)
     terms = objective.elbo_terms(labels, rendering.mean_image, 0.5,
                                  model.step_kls(rendering))
     return tf.reduce_mean(terms["elbo"])

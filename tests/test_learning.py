@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from data_provider import synthetic
+from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
 from gqn.model_fn import PROGRESS_SCOPE, model_fn_builder
 from gqn.poses import encode_poses_np
 from tests.tiny import tiny_config
@@ -11,16 +12,22 @@ from tests.tiny import tiny_config
 
 def rendered_batch(config, num_scenes, seed=0):
     """(features, target) of `num_scenes` synthetic rooms at the config's size."""
-    frames, poses = [], []
+    frames, poses, depth_ranges = [], [], []
     for index in range(num_scenes):
         scene, raw = synthetic.make_scene("rooms", seed, "train", index, num_scenes,
                                           config.context_size + 1)
         frames.append(synthetic.render(scene, raw, config.image_size, config.image_size))
         poses.append(encode_poses_np(raw))
+        depth_ranges.append(synthetic.surface_depth_range(scene, raw))
     frames = np.stack(frames).astype(np.float32) / 255.0
     poses = np.stack(poses)
+    angle = np.float32(np.radians(synthetic.FIELD_OF_VIEW_DEGREES))
     features = {"context_frames": frames[:, :-1], "context_poses": poses[:, :-1],
-                "query_pose": poses[:, -1]}
+                "query_pose": poses[:, -1],
+                CONTEXT_FIELD_OF_VIEW_KEY: np.full(poses.shape[:1] + (poses.shape[1] - 1,),
+                                                   angle),
+                QUERY_FIELD_OF_VIEW_KEY: np.full(num_scenes, angle),
+                DEPTH_RANGE_KEY: np.float32(depth_ranges)}
     return features, frames[:, -1]
 
 

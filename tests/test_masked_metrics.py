@@ -37,7 +37,10 @@ def test_evaluation_reports_fruit_metrics_for_the_baselines_and_skips_empty_view
     scenes = {"context_frames": np.repeat(near_target[:, None], 2, axis=1).astype(np.float32),
               "context_poses": rng.rand(4, 2, 7).astype(np.float32),
               "query_pose": rng.rand(4, 7).astype(np.float32), "target": target,
-              "target_mask": np.ones([4, 8, 8, 1], np.float32)}
+              "target_mask": np.ones([4, 8, 8, 1], np.float32),
+              "context_field_of_view": np.full([4, 2], 0.8, np.float32),
+              "query_field_of_view": np.full([4], 0.8, np.float32),
+              "depth_range": np.tile(np.float32([[0.5, 3.0]]), [4, 1])}
     scenes["target_mask"][3] = 0.0
     baselines = evaluation.evaluate_baselines(scenes, evaluation.ImageMetrics(8))
     summary = evaluation.summarise(baselines["context_mean"])

@@ -13,16 +13,19 @@ from tests.tiny import constant_batch, random_batch, run_initialised, tiny_confi
 pytestmark = pytest.mark.usefixtures("fresh_graph")
 
 
-@pytest.mark.parametrize("kind", ["tower", "pool", "sweep"])
+@pytest.mark.parametrize("kind,colour", [("tower", False), ("pool", False),
+                                         ("sweep", False), ("sweep", True)])
 @pytest.mark.parametrize("size", [16, 32])
-def test_module_shapes_are_static(kind, size):
-    config = tiny_config(representation=kind, image_size=size)
+def test_module_shapes_are_static(kind, colour, size):
+    config = tiny_config(representation=kind, image_size=size, colour_path=colour)
     features, labels = constant_batch(config)
     batch, quarter = config.batch_size, size // 4
-    r = representation.scene_representation(
-        features["context_frames"], features["context_poses"],
-        features["query_pose"], config)
-    assert r.shape.as_list() == [batch, quarter, quarter, config.representation_channels]
+    scene = model.encode_scene(config, features)
+    assert scene.conditioning.shape.as_list() == [
+        batch, quarter, quarter, config.pose_dim + config.representation_channels]
+    assert (scene.colours is not None) == colour
+    if colour:
+        assert scene.colours.image.shape.as_list() == [batch, size, size, 3]
     if kind in representation.ENCODERS:  # the paper's per-view encoders
         code = representation.ENCODERS[kind](
             features["context_frames"][:, 0], features["context_poses"][:, 0],
@@ -30,7 +33,7 @@ def test_module_shapes_are_static(kind, size):
         code_size = quarter if kind == "tower" else 1
         assert code.shape.as_list() == [batch, code_size, code_size,
                                         config.representation_channels]
-    rendering = model.reconstruct(config, features, labels,
+    rendering = model.reconstruct(config, scene, labels,
                                   model.standard_noise(config, batch))
     assert rendering.mean_image.shape.as_list() == [batch, size, size, 3]
     assert len(rendering.steps) == config.seq_length
@@ -107,8 +110,9 @@ def test_training_prior_equals_generation_prior_for_same_latents(shared):
     config = tiny_config(share_core_weights=shared, seq_length=4)
     features, labels = constant_batch(config)
     noises = model.standard_noise(config, config.batch_size)
-    training = model.reconstruct(config, features, labels, noises)
-    replay = model.generate(config, features, noises,
+    scene = model.encode_scene(config, features)
+    training = model.reconstruct(config, scene, labels, noises)
+    replay = model.generate(config, scene, noises,
                             forced_latents=[step.z for step in training.steps])
     fetches = [[s.prior.mean, s.prior.stddev] for s in training.steps]
     replayed = [[s.prior.mean, s.prior.stddev] for s in replay.steps]
@@ -129,7 +133,7 @@ def test_cores_convolve_fixed_inputs_once_per_weights(shared):
     step convolves only its changing inputs and h, never the whole input."""
     config = tiny_config(share_core_weights=shared, seq_length=4)
     features, labels = constant_batch(config)
-    model.reconstruct(config, features, labels,
+    model.reconstruct(config, model.encode_scene(config, features), labels,
                       model.standard_noise(config, config.batch_size))
     gate_convolutions = collections.Counter(
         op.inputs[0].shape.as_list()[-1]

@@ -39,13 +39,14 @@ def test_train_collects_no_v1_summaries_and_has_static_shapes():
                     assert output.shape.rank is not None, op.name
 
 
-def test_forward_loss_and_gradients_compile_with_xla():
-    config = tiny_config()
+@pytest.mark.parametrize("overrides", [{}, dict(representation="sweep", colour_path=True)])
+def test_forward_loss_and_gradients_compile_with_xla(overrides):
+    config = tiny_config(**overrides)
     features, labels = random_batch(config)
 
-    def loss_and_gradients(frames, poses, query, target):
-        inputs = {"context_frames": frames, "context_poses": poses, "query_pose": query}
-        rendering = model.reconstruct(config, inputs, target,
+    def loss_and_gradients(target, *values):
+        inputs = dict(zip(model.FEATURE_KEYS, values))
+        rendering = model.reconstruct(config, model.encode_scene(config, inputs), target,
                                       model.standard_noise(config, config.batch_size))
         terms = objective.elbo_terms(target, rendering.mean_image, 0.7,
                                      model.step_kls(rendering))
@@ -53,9 +54,8 @@ def test_forward_loss_and_gradients_compile_with_xla():
         return [loss] + tf.gradients(loss, tf.trainable_variables())
 
     with tf.Graph().as_default():
-        inputs = [tf.constant(features["context_frames"]),
-                  tf.constant(features["context_poses"]),
-                  tf.constant(features["query_pose"]), tf.constant(labels)]
+        inputs = [tf.constant(labels)] + [tf.constant(features[key])
+                                          for key in model.FEATURE_KEYS]
         compiled = tf.xla.experimental.compile(loss_and_gradients, inputs)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
@@ -63,6 +63,33 @@ def test_forward_loss_and_gradients_compile_with_xla():
     assert np.isfinite(values[0]) and values[0] > 0
     assert all(np.all(np.isfinite(g)) for g in values[1:])
     assert any(np.any(g != 0) for g in values[1:])
+
+
+ENCODED_ONCE = dict(representation="sweep", colour_path=True, adversarial_weight=1.0,
+                    feature_matching_weight=1.0, predict_samples=3)
+
+
+@pytest.mark.parametrize("mode", [MODES.TRAIN, MODES.EVAL, MODES.PREDICT])
+def test_the_scene_is_encoded_once_for_every_unroll(mode):
+    """However many unrolls a mode builds (training's reconstruction and the
+    generation the discriminator judges and the debug images show;
+    evaluation's two; three prediction samples), the graph holds one forward
+    computation of the representation and one of the colour path."""
+    config = tiny_config(**ENCODED_ONCE)
+    with tf.Graph().as_default() as graph:
+        _call_model_fn(config, mode, debug_images=True)
+        forward = [op for op in graph.get_operations() if "gradients" not in op.name]
+    convolved = [op for op in forward if op.type == "Conv2D"]
+    # The view features' first layer convolves every context frame.
+    view_features = [op for op in convolved if op.inputs[0].shape.as_list()[::3]
+                     == [config.batch_size * config.context_size, 3]]
+    assert len(view_features) == 1, [op.name for op in view_features]
+    colour_samples = [op for op in forward
+                      if op.type == "GatherV2" and op.inputs[0].shape.as_list()[-1] == 3]
+    assert len(colour_samples) == 4  # the four bilinear corners, once
+    # Each unroll ends in the observation's mix (4 channels: colour, share).
+    observations = [op for op in convolved if op.outputs[0].shape.as_list()[-1] == 4]
+    assert len(observations) == {MODES.TRAIN: 2, MODES.EVAL: 2, MODES.PREDICT: 3}[mode]
 
 
 def test_eval_spec_reports_every_metric():

@@ -11,8 +11,9 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from data_provider import synthetic
+from data_provider.camera_poses import intrinsics
 from data_provider.fruit_poses import FRUIT_LAYOUTS
-from gqn.poses import viewing_direction
+from gqn.poses import camera_axes_np, encode_poses_np, viewing_direction
 
 RED, GREY = (0.9, 0.1, 0.1), (0.5, 0.5, 0.5)
 
@@ -73,7 +74,8 @@ def test_rooms_records_have_the_deepmind_layout(tmp_path):
     root = tmp_path / "rooms"
     assert json.loads((root / "dataset_info.json").read_text()) == {
         "name": "rooms", "train_files": 3, "test_files": 1, "frame_size": 40,
-        "sequence_size": 4, "min_views": 4, "holdout_views": 0, "object_masks": True}
+        "sequence_size": 4, "min_views": 4, "holdout_views": 0, "object_masks": True,
+        **synthetic.GENERATED_CAMERAS}
     assert (info.train_files, info.test_files) == (3, 1)
     assert sorted(p.name for p in (root / "train").iterdir()) == [
         "1-of-3.tfrecord", "2-of-3.tfrecord", "3-of-3.tfrecord"]
@@ -123,6 +125,11 @@ def test_still_life_uses_the_fruit_pose_tables_and_writes_photos(tmp_path):
             assert [n for n in names if f"/Scene{scene}/" in n] == expected
         photo = Image.open(io.BytesIO(archive.read(names[0])))
         assert photo.size == (48, 36)
+        # Its EXIF states the camera, as a phone's does: the records' angle
+        # across the short side.
+        focal = intrinsics.exif_focal(photo)
+        assert focal.short_side_degrees(photo.size) == pytest.approx(
+            synthetic.FIELD_OF_VIEW_DEGREES, abs=1e-6)
     assert not zip_path.with_name(zip_path.name + ".partial").exists()
 
 
@@ -185,3 +192,25 @@ def test_object_masks_cover_the_subjects_and_nothing_else():
     assert 0.05 < red.mean() < 0.5
     np.testing.assert_array_equal(views, synthetic.render(scene, [[-0.9, 0, 0.5, 0, -0.2]],
                                                           32, 32))
+
+
+def test_records_state_the_cameras_angle_and_where_the_surfaces_lie(tmp_path):
+    """Every record carries the generator's field of view and a depth range
+    from its rendered surfaces: the fruit, seen by every camera, lies
+    inside it."""
+    synthetic.generate_dataset(str(tmp_path), "fruit", "still_life", 3, 1,
+                               image_size=16, seed=4, num_workers=1)
+    for index, path in enumerate(sorted((tmp_path / "fruit" / "train").glob("*.tfrecord"))):
+        for record in tf.io.tf_record_iterator(str(path)):
+            feature = tf.train.Example.FromString(record).features.feature
+            np.testing.assert_allclose(feature["field_of_view"].float_list.value,
+                                       [np.radians(45)], rtol=1e-6)
+            near, far = feature["depth_range"].float_list.value
+            assert 0 < near < far
+    for index in range(3):
+        scene, poses = synthetic.make_scene("still_life", 4, "train", index, 3, None)
+        near, far = synthetic.surface_depth_range(scene, poses)
+        forward = camera_axes_np(encode_poses_np(poses))[0]
+        for fruit in scene.subjects:
+            depths = np.einsum("vk,vk->v", np.asarray(fruit.center) - poses[:, :3], forward)
+            assert np.all((near < depths) & (depths < far)), (near, far, depths)

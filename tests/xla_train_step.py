@@ -20,20 +20,25 @@ tf2.compat.v1.enable_v2_behavior()
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from gqn.config import preset  # noqa: E402
+from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY,  # noqa: E402
+                       FEATURE_KEYS, QUERY_FIELD_OF_VIEW_KEY)
 from gqn.model_fn import model_fn_builder  # noqa: E402
 
 
 def main(preset_name, batch_size):
     config = preset(preset_name, batch_size=batch_size)
     views, size, pose = config.context_size, config.image_size, config.pose_dim
-    specs = [tf2.TensorSpec([batch_size, views, size, size, 3]),
-             tf2.TensorSpec([batch_size, views, pose]),
-             tf2.TensorSpec([batch_size, pose]),
-             tf2.TensorSpec([batch_size, size, size, 3])]
+    shapes = {"context_frames": [batch_size, views, size, size, 3],
+              "context_poses": [batch_size, views, pose],
+              "query_pose": [batch_size, pose],
+              CONTEXT_FIELD_OF_VIEW_KEY: [batch_size, views],
+              QUERY_FIELD_OF_VIEW_KEY: [batch_size],
+              DEPTH_RANGE_KEY: [batch_size, 2]}
+    specs = ([tf2.TensorSpec([batch_size, size, size, 3])]
+             + [tf2.TensorSpec(shapes[key]) for key in FEATURE_KEYS])
 
-    def train_step(frames, poses, query, target):
-        features = {"context_frames": frames, "context_poses": poses,
-                    "query_pose": query}
+    def train_step(target, *values):
+        features = dict(zip(FEATURE_KEYS, values))
         spec = model_fn_builder(config)(
             features, target, tf.estimator.ModeKeys.TRAIN,
             {"batch_size": batch_size},
@@ -47,7 +52,7 @@ def main(preset_name, batch_size):
     compiled = tf2.function(lambda *inputs: step(*inputs), jit_compile=True)
     start = time.time()
     hlo = compiled.experimental_get_compiler_ir(
-        *[tf2.zeros(spec.shape) for spec in specs])(stage="hlo")
+        *[tf2.ones(spec.shape) for spec in specs])(stage="hlo")
     print(json.dumps({
         "seconds": time.time() - start,
         "variables": len(step.variables),
