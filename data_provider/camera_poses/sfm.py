@@ -84,9 +84,8 @@ class SfmResult:
 
     @property
     def share_text(self):
-        """'19/20 (95%)': the registered share."""
-        total = len(self.registered) + len(self.unregistered)
-        return f"{len(self.registered)}/{total} ({100 * len(self.registered) / total:.0f}%)"
+        return registered_share(len(self.registered),
+                                len(self.registered) + len(self.unregistered))
 
     def split_text(self):
         """Why photos are missing when the capture split into several
@@ -95,6 +94,11 @@ class SfmResult:
             return ""
         return (f"the capture split into {len(self.model_sizes)} models of "
                 f"{', '.join(map(str, self.model_sizes))} photos; the largest is kept")
+
+
+def registered_share(registered, total):
+    """'19/20 (95%)': how many of a scene's photos registered."""
+    return f"{registered}/{total} ({100 * registered / total:.0f}%)"
 
 
 def require_pycolmap():
