@@ -219,9 +219,8 @@ def plan_sfm_scenes(source, files, photos, options, progress_stream):
 def _sfm_notes(name, posed, result):
     """The registered share, a split into several models and the focal
     prior (when this run estimated the model), and the photos left out."""
-    total = len(posed.photos) + len(posed.unposed)
-    share = (f"{name}: structure from motion registered {len(posed.photos)}/{total} "
-             f"({100 * len(posed.photos) / total:.0f}%)")
+    share = (f"{name}: structure from motion registered "
+             + sfm.registered_share(len(posed.photos), len(posed.photos) + len(posed.unposed)))
     if result is None:
         share += " (a kept model, reused)"
     else:
