@@ -142,10 +142,10 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
     return state.canvas, outputs
 
 
-# The colour path's share of the first observations: sigmoid(2) = 0.88, so
-# an untrained model shows the reprojected context and the generator
-# learns what to add.
-COLOUR_PATH_PRIOR = 2.0
+# The colour path's share of the first observations where every view sees
+# the pixel: sigmoid(3) = 0.95, so an untrained model shows the reprojected
+# context and the generator learns where it must paint instead.
+COLOUR_PATH_PRIOR = 3.0
 
 
 def observation_mean(canvas, colours=None):
