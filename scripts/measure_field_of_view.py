@@ -27,8 +27,10 @@ fov_curve.png shows the background under it and the objects' faces above).
 
 Prints a table of mean IoU per angle and the peak, and writes
 DIR/fov_curve.png (the curves and the pixel histogram), DIR/fov_views.png
-(each view, its silhouette and the held-out hull's outline at the peak and
-at the ends of the range) and DIR/fov.json (angles, per-view IoU, summary).
+(each view, its silhouette and, at the peak and at the ends of the range,
+the held-out silhouette against the outline of the hull carved from the
+other views: white where both cover a pixel, red the silhouette alone, cyan
+the hull alone) and DIR/fov.json (angles, per-view IoU, summary).
 """
 import dataclasses
 import io
@@ -79,10 +81,15 @@ flags.mark_flags_as_required(["data_dir", "output_dir"])
 
 # A voxel joins the hull only if at least this share of the carving views
 # see it (inside their frame): the rest may leave it uncarved, since a view
-# says nothing about what lies outside its frame.
+# says nothing about what lies outside its frame. (DeepMind's cameras see
+# the whole object; the still lifes' close cameras cut fruit off, and there
+# parts that fewer than half the views have in frame are left out.)
 MIN_SEEN_SHARE = 0.5
 # The grid reaches this much beyond the farthest silhouette pixel's ray.
 GRID_MARGIN = 1.25
+# At most this many sub-cubes along a voxel's side when drawing a hull's
+# outline (a voxel spans up to 2 pixels of the nearest still-life views).
+MAX_SPLITS = 4
 # A stand-in cube's edge as a share of the frame's width at the object's
 # distance: about 10 pixels of 64, as the real shepard_metzler cubes appear.
 CUBE_SHARE = 0.15
@@ -224,7 +231,8 @@ def look_at_point(raw_cameras):
 def voxel_grid(raw_cameras, silhouettes, field_of_view, resolution):
     """Voxel centres (resolution^3, 3) of a cube around the look-at point,
     wide enough for the rays of every silhouette pixel (so it scales with
-    the angle, and the voxels keep their size in pixels)."""
+    the angle, and the voxels keep their size in pixels), and the voxels'
+    side."""
     size = silhouettes.shape[-1]
     centre = look_at_point(raw_cameras)
     distance = np.linalg.norm(np.asarray(raw_cameras)[:, :3] - centre, axis=1).max()
@@ -234,8 +242,12 @@ def voxel_grid(raw_cameras, silhouettes, field_of_view, resolution):
     reach = 1 - 2 * pixels.min() / size if len(pixels) else 1.0
     half_width = GRID_MARGIN * distance * reach * np.tan(field_of_view / 2)
     axis = image_plane_offsets(resolution, half_width)
-    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    return (grid + centre).astype(np.float32)
+    return (_lattice(axis) + centre).astype(np.float32), 2 * half_width / resolution
+
+
+def _lattice(axis):
+    """(len(axis)^3, 3) points: every combination of three `axis` values."""
+    return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
 
 
 def _on_silhouette(silhouettes, rows, columns, inside):
@@ -262,14 +274,33 @@ def candidate_voxels(points, silhouettes, raw_cameras, field_of_view):
     return points[alive]
 
 
+def hull_outline(hull, side, raw_camera, size, field_of_view):
+    """bool (S, S): the pixels that the hull's voxels (cubes of `side`
+    around the centres `hull`) cover in the view of `raw_camera` (5,): the
+    pixels their centres fall in. Where a voxel spans more than a pixel
+    (near the camera), each is split into sub-cubes at most a pixel apart,
+    so that the outline has no holes."""
+    outline = np.zeros((size, size), bool)
+    if not len(hull):
+        return outline
+    forward = camera_axes_np(encode_poses_np(raw_camera[None]))[0][0]
+    nearest = max(float(((hull - raw_camera[:3]) @ forward).min()), 1e-6)
+    pixel = 2 * np.tan(field_of_view / 2) * nearest / size
+    splits = int(np.clip(np.ceil(side / pixel), 1, MAX_SPLITS))
+    points = (hull[:, None] + _lattice(image_plane_offsets(splits, side / 2))).reshape(-1, 3)
+    rows, columns, inside = project(points.astype(np.float32), raw_camera[None], size,
+                                    field_of_view)
+    outline[rows[inside], columns[inside]] = True
+    return outline
+
+
 def leave_one_out(silhouettes, raw_cameras, field_of_view, resolution):
     """For each view of one scene, the hull carved from all the others seen
     from it: bool (V, S, S) outlines and float (V,) IoU against the view's
     silhouette (NaN where both are empty)."""
     num_views, size = silhouettes.shape[:2]
-    points = candidate_voxels(voxel_grid(raw_cameras, silhouettes, field_of_view,
-                                         resolution),
-                              silhouettes, raw_cameras, field_of_view)
+    grid, side = voxel_grid(raw_cameras, silhouettes, field_of_view, resolution)
+    points = candidate_voxels(grid, silhouettes, raw_cameras, field_of_view)
     rows, columns, inside = project(points, raw_cameras, size, field_of_view)
     hit = _on_silhouette(silhouettes, rows, columns, inside)
     agrees = hit | ~inside
@@ -278,9 +309,9 @@ def leave_one_out(silhouettes, raw_cameras, field_of_view, resolution):
     iou = np.full(num_views, np.nan)
     for view in range(num_views):
         hull = ((agreeing - agrees[view] == num_views - 1)
-                & (seeing - hit[view] >= MIN_SEEN_SHARE * (num_views - 1))
-                & inside[view])
-        outlines[view, rows[view, hull], columns[view, hull]] = True
+                & (seeing - hit[view] >= MIN_SEEN_SHARE * (num_views - 1)))
+        outlines[view] = hull_outline(points[hull], side, raw_cameras[view], size,
+                                      field_of_view)
         union = np.logical_or(outlines[view], silhouettes[view]).sum()
         if union:
             iou[view] = np.logical_and(outlines[view], silhouettes[view]).sum() / union
