@@ -468,6 +468,11 @@ def draw_views(scenes, silhouettes_list, angles_shown, resolution, path):
 
 def main(_):
     angles = parse_angles(FLAGS.angles)
+    for name, least in (("resolution", 8), ("bootstrap", 1), ("max_scenes", 1),
+                        ("pictured_scenes", 0)):
+        value = getattr(FLAGS, name)
+        if value is not None and value < least:
+            raise ValueError(f"--{name} must be at least {least}, got {value}")
     scenes = read_scenes(FLAGS.data_dir, FLAGS.dataset, FLAGS.split, FLAGS.max_scenes)
     if FLAGS.known_angle is not None:
         if FLAGS.silhouettes != "pixels":
