@@ -163,10 +163,15 @@ def main(_):
         log_step_count_steps=FLAGS.log_every_steps, seed=FLAGS.seed,
         strategy=strategy)
     eval_batch_size = _eval_batch_size(config) if eval_input is not None else None
+    max_steps = _max_steps(config) if FLAGS.data_dir is not None else None
+    # TPUEstimator logs loss and steps/s itself; its tensors stay on the TPU.
+    monitor = (None if FLAGS.use_tpu or max_steps is None
+               else training.RunMonitor(max_steps, FLAGS.log_every_steps))
     gqn_estimator = estimator.make_estimator(
         config, run_config, use_tpu=FLAGS.use_tpu, warm_start_from=warm_start,
         summary_every_steps=FLAGS.summary_every_steps, debug_images=FLAGS.debug,
-        freeze_regex=FLAGS.freeze, eval_batch_size=eval_batch_size)
+        freeze_regex=FLAGS.freeze, eval_batch_size=eval_batch_size,
+        monitor=monitor)
     if strategy is not None and train_input is not None:
         train_input = estimator.strategy_input_fn(train_input, config.batch_size)
         if eval_input is not None:
@@ -176,17 +181,13 @@ def main(_):
         try:
             if multi_worker:
                 training.train_and_evaluate_multi_worker(
-                    gqn_estimator, train_input, _max_steps(config),
-                    eval_input_fn=eval_input, eval_steps=FLAGS.eval_steps,
-                    progress_every=FLAGS.log_every_steps,
-                    batch_size=config.batch_size)
+                    gqn_estimator, train_input, max_steps,
+                    eval_input_fn=eval_input, eval_steps=FLAGS.eval_steps)
             else:
                 training.train_and_evaluate(
-                    gqn_estimator, train_input, _max_steps(config),
+                    gqn_estimator, train_input, max_steps,
                     eval_input_fn=eval_input, eval_every=FLAGS.eval_every,
-                    eval_steps=FLAGS.eval_steps,
-                    progress_every=FLAGS.log_every_steps,
-                    batch_size=config.batch_size, use_tpu=FLAGS.use_tpu)
+                    eval_steps=FLAGS.eval_steps, monitor=monitor)
         except tf.train.NanLossDuringTrainingError:
             raise training.TrainingDiverged(
                 f"the loss or its gradients became NaN or Inf; training stopped "

@@ -31,19 +31,17 @@ class ConvLSTMCore:
     def __init__(self, name, fixed_inputs, step_channels, hidden_channels,
                  kernel_size, forget_bias=1.0):
         fixed_channels = fixed_inputs.shape.as_list()[-1]
-        self._kernel, bias = layers.kernel_and_bias(
+        kernel, bias = layers.kernel_and_bias(
             name, [kernel_size, kernel_size,
                    fixed_channels + step_channels + hidden_channels,
                    4 * hidden_channels], 4 * hidden_channels)
-        self._first_step_channel = fixed_channels
         dtype = fixed_inputs.dtype
         # Split, not sliced twice: autodiff's gradient of a split is one
         # concatenation, where slices would each scatter into a zero kernel.
         fixed_kernel, step_kernel = tf.split(
-            self._kernel, [fixed_channels, step_channels + hidden_channels], axis=2)
+            kernel, [fixed_channels, step_channels + hidden_channels], axis=2)
         self._fixed_gates = tf.nn.bias_add(
-            layers.convolve(fixed_inputs, fixed_kernel,
-                            deferred_from=(self._kernel, 0)),
+            layers.convolve(fixed_inputs, fixed_kernel),
             tf.cast(bias, dtype))
         self._step_kernel = tf.cast(step_kernel, dtype)  # cast once, used L times
         self._forget_bias = forget_bias
@@ -51,9 +49,7 @@ class ConvLSTMCore:
     def step(self, step_inputs, state):
         """One ConvLSTM update; returns the new LSTMState."""
         stacked = tf.concat([step_inputs, state.hidden], axis=-1)
-        gates = self._fixed_gates + layers.convolve(
-            stacked, self._step_kernel,
-            deferred_from=(self._kernel, self._first_step_channel))
+        gates = self._fixed_gates + layers.convolve(stacked, self._step_kernel)
         input_gate, forget_gate, output_gate, candidate = tf.split(gates, 4, axis=-1)
         cell = (tf.sigmoid(forget_gate + self._forget_bias) * state.cell
                 + tf.sigmoid(input_gate) * tf.tanh(candidate))

@@ -104,13 +104,14 @@ def train(config, root, dataset, model_dir, steps, warm_start=None):
     run_config = estimator.make_run_config(model_dir, save_checkpoints_steps=steps,
                                            log_step_count_steps=max(steps // 4, 1),
                                            seed=FLAGS.seed)
+    monitor = training.RunMonitor(steps, max(steps // 4, 1))
     model = estimator.make_estimator(
         config, run_config, summary_every_steps=max(steps // 4, 1),
-        warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None)
+        warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None,
+        monitor=monitor)
     input_fn = gqn_input_fn(dataset, root, "train", config.context_size,
                             image_size=config.image_size, seed=FLAGS.seed)
-    training.train_and_evaluate(model, input_fn, steps, progress_every=max(steps // 4, 1),
-                                batch_size=config.batch_size)
+    training.train_and_evaluate(model, input_fn, steps, monitor=monitor)
 
 
 def evaluate(model_dir, scenes, metrics):

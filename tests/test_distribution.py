@@ -49,13 +49,19 @@ def test_mirrored_over_two_cpu_devices_follows_one_device(tmp_path):
     terms (averaged over replicas, written by the host_call) and its final
     weights equal the one-device run's. The child's Adam epsilon makes the
     update linear in the gradient, so a gradient summed instead of averaged
-    over the two replicas would show."""
+    over the two replicas would show. gradient_norm is the norm of the
+    gradient summed over replicas, the one applied: the one device's, not
+    the replicas' norms of their halves (about half as large)."""
     summary, stderr = run_child("tests.mirrored_run", tmp_path, timeout=300)
     assert summary["replicas"] == 2
     single, mirrored = summary["single"], summary["mirrored"]
     assert len(single["loss"]) == 3 and len(mirrored["loss"]) == 3
     for name in ("loss", "elbo", "kl"):
         np.testing.assert_allclose(mirrored[name], single[name], rtol=2e-6, err_msg=name)
+    # summed in another order than the one device's batch gradient
+    np.testing.assert_allclose(mirrored["gradient_norm"], single["gradient_norm"],
+                               rtol=1e-5)
+    assert min(single["gradient_norm"]) > 0
     # the weights moved, by far more than the two runs differ
     assert summary["weight_change"] > 1e-4
     assert summary["weight_gap"] < 1e-3 * summary["weight_change"]
