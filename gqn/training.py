@@ -4,6 +4,7 @@ evaluation up to max_steps, log progress, stop on a NaN loss, export.
 The loop only talks to the estimator built in gqn.estimator and the reader
 from data_provider; it holds no model code.
 """
+import inspect
 import json
 import os
 import time
@@ -11,6 +12,7 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from data_provider.gqn_tfr_provider import START_STEP_KEY
 from gqn.checkpoints import global_step_of
 from gqn.model_fn import NOISE_SEED_KEY
 
@@ -123,6 +125,21 @@ class RunMonitor:
         return [RefuseNonFiniteCheckpoints(self)]
 
 
+def input_fn_from_step(input_fn, step):
+    """`input_fn` told, in params['start_step'], the global step its training
+    stream starts at, so that a new segment or a resumed run reads on in new
+    data (data_provider.gqn_tfr_provider). An input_context (a strategy's)
+    is passed on to an input_fn that takes one."""
+    takes_context = "input_context" in inspect.signature(input_fn).parameters
+
+    def from_step(params, input_context=None):
+        params = dict(params or {}, **{START_STEP_KEY: step})
+        if takes_context:
+            return input_fn(params, input_context=input_context)
+        return input_fn(params)
+    return from_step
+
+
 def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
                        eval_every=0, eval_steps=None, monitor=None,
                        log=tf.logging.info):
@@ -139,7 +156,8 @@ def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
     metrics = None
     while step < max_steps:
         target = min(max_steps, step + eval_every) if eval_every else max_steps
-        estimator.train(train_input_fn, max_steps=target, saving_listeners=listeners)
+        estimator.train(input_fn_from_step(train_input_fn, step), max_steps=target,
+                        saving_listeners=listeners)
         previous, step = step, global_step_of(estimator.model_dir)
         if step == previous:
             raise ValueError(f"the training data ran out at step {step} without "
@@ -167,7 +185,9 @@ def train_and_evaluate_multi_worker(estimator, train_input_fn, max_steps,
     if eval_input_fn is None and _cluster_has_evaluator():
         raise ValueError("TF_CONFIG has an 'evaluator' task but there is no "
                          "eval input (--skip_eval)")
-    train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=max_steps)
+    train_spec = tf.estimator.TrainSpec(
+        input_fn_from_step(train_input_fn, global_step_of(estimator.model_dir)),
+        max_steps=max_steps)
     # Only read by an evaluator task; the train input is a placeholder then.
     eval_spec = tf.estimator.EvalSpec(eval_input_fn or train_input_fn,
                                       steps=eval_steps, throttle_secs=0)
