@@ -26,7 +26,10 @@ def config_path(model_dir):
 # 'subpixel' (3x3 conv + depth-to-space) and 'resize_conv' (bilinear resize,
 # then 3x3 conv) mix neighbouring cells into every output pixel.
 UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
-PRECISIONS = ("float32", "bfloat16")
+# bfloat16: TPU, GPUs of compute capability >= 8.0, CPUs with AVX512-BF16 or
+# AMX; float16: older GPUs, with dynamic loss scaling (gqn.hardware,
+# gqn.optimization).
+PRECISIONS = ("float32", "bfloat16", "float16")
 # The schedules' lengths, which a short run sets to its own length.
 ANNEALED_OVER_RUN = ("learning_rate_anneal_steps", "sigma_anneal_steps")
 # The representation and generator work at 1/4 of the image resolution.

@@ -20,7 +20,7 @@ Rendering = collections.namedtuple("Rendering", ["mean_image", "steps"])
 
 
 def compute_dtype(config):
-    return tf.bfloat16 if config.precision == "bfloat16" else tf.float32
+    return tf.as_dtype(config.precision)
 
 
 def check_features(features, config, labels=None):

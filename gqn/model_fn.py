@@ -33,6 +33,8 @@ TRAIN_SCALARS = ("loss", "elbo", "kl", "nll", "bits_per_dim", "reconstruction_ms
                  "reconstruction_psnr", "sigma", "learning_rate", "gradient_norm")
 # Also written while the config sharpens (config.uses_discriminator).
 SHARPENING_SCALARS = ("d_loss", "g_adversarial", "feature_matching")
+# Also written in float16 (gqn.optimization's dynamic loss scaling).
+LOSS_SCALING_SCALARS = ("loss_scale",)
 EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
                 "sharpness", "blockiness")
 NOISE_SEED_KEY = "noise_seed"
@@ -164,6 +166,8 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
         scalars = replicas.mean_scalars(_training_scalars(trained, labels))
         scalars.update(sigma=trained.sigma, learning_rate=learning_rate,
                        gradient_norm=step.gradient_norm)
+        if step.loss_scale is not None:
+            scalars["loss_scale"] = step.loss_scale
         train_op, hooks = step.op, []
         if training_hooks is not None:
             healthy = optimization.is_healthy(scalars["loss"], step)

@@ -33,7 +33,7 @@ def test_derived_sizes_follow_fields():
     ("seq_length", 0, "seq_length must be a positive integer"),
     ("lstm_kernel_size", 4, "lstm_kernel_size must be odd"),
     ("sigma_end", 0.0, "sigma_end must be > 0"),
-    ("precision", "float16", "precision must be one of"),
+    ("precision", "float64", "precision must be one of"),
     ("field_of_view", 180.0, "field_of_view must be between 0 and 180"),
     ("sweep_near", 0.0, "needs 0 < sweep_near < sweep_far"),
     ("sweep_far", 0.3, "needs 0 < sweep_near < sweep_far"),
