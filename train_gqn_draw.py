@@ -26,7 +26,7 @@ from data_provider.datasets import get_dataset_info
 from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
 from gqn import cli_flags, estimator, hardware, training
 from gqn.checkpoints import check_warm_start, resolve_checkpoint
-from gqn.config import GQNConfig, config_path
+from gqn.config import ANNEALED_OVER_RUN, GQNConfig, config_path
 
 FLAGS = flags.FLAGS
 cli_flags.define_data_flags()
@@ -47,7 +47,8 @@ flags.DEFINE_boolean("skip_eval", False, "Do not evaluate (e.g. no test split)."
 flags.DEFINE_boolean("debug", False, "Also write target / reconstruction / "
                      "generation image summaries.")
 flags.DEFINE_string("warm_start_from", None, "Fine-tune: initialise from this "
-                    "checkpoint or model_dir (schedules restart at step 0).")
+                    "checkpoint or model_dir (schedules restart at step 0 and, "
+                    "without --anneal_steps, anneal over this run's --max_steps).")
 flags.DEFINE_string("warm_start_vars", estimator.MODEL_VARIABLES_REGEX,
                     "Regex of the variables to warm-start (default: all model "
                     "weights, not optimizer slots or the global step).")
@@ -71,22 +72,35 @@ flags.mark_flag_as_required("model_dir")
 
 
 def _config_for_run():
-    """Saved config (resume) > warm-start source's config > preset."""
+    """Saved config (resume) > warm-start source's config > preset. A warm
+    start anneals over its own run unless told otherwise."""
     overrides = cli_flags.config_overrides()
     saved_path = config_path(FLAGS.model_dir)
     if tf.io.gfile.exists(saved_path):
         return cli_flags.resolve_config(GQNConfig.load(saved_path), overrides,
                                         saved_path), True
+    config = _warm_start_base(overrides) or cli_flags.resolve_config(None, overrides)
+    if (FLAGS.warm_start_from and FLAGS.data_dir is not None
+            and not set(ANNEALED_OVER_RUN) & set(overrides)):
+        steps = _max_steps(config)
+        logging.info("warm start without --anneal_steps: the learning rate and "
+                     "the pixel sigma anneal over this run's %d steps (the "
+                     "source's schedules would restart at step 0)", steps)
+        config = config.annealed_over(steps)
+    return config, False
+
+
+def _warm_start_base(overrides):
+    """The warm-start source's config with the flags' changes, or None
+    where the source is a checkpoint without a model_dir's config."""
     source = FLAGS.warm_start_from
-    if source and tf.io.gfile.isdir(source):
-        source_path = config_path(source)
-        if tf.io.gfile.exists(source_path):
-            base = GQNConfig.load(source_path)
-            try:
-                return base.replace(**overrides), False
-            except ValueError as error:
-                raise cli_flags.FlagError(str(error)) from None
-    return cli_flags.resolve_config(None, overrides), False
+    if not (source and tf.io.gfile.isdir(source)
+            and tf.io.gfile.exists(config_path(source))):
+        return None
+    try:
+        return GQNConfig.load(config_path(source)).replace(**overrides)
+    except ValueError as error:
+        raise cli_flags.FlagError(str(error)) from None
 
 
 def _max_steps(config):
