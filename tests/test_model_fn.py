@@ -86,6 +86,11 @@ def test_eval_with_object_masks_adds_fruit_metrics_and_skips_views_without_fruit
                                         tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
         metric_fn, tensors = spec.eval_metrics
         assert set(tensors) == set(EVAL_METRICS) | set(objective.MASKED_METRICS)
+        # what the TPU computes has static shapes: no op whose output size
+        # depends on the data (tf.boolean_mask's Where)
+        assert all(t.shape.as_list() == [4] for t in tensors.values())
+        assert not [op.name for op in tf.get_default_graph().get_operations()
+                    if op.type in ("Where", "Unique", "DynamicPartition")]
         metrics = metric_fn(**tensors)
         with tf.Session() as session:
             session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])

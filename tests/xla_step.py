@@ -1,0 +1,79 @@
+"""Child process of tests/test_distribution.py (it needs TF2 behaviour,
+which importing gqn switches off in the test process): lowers a whole step of the model_fn
+at a static batch to XLA HLO through the TF->XLA bridge, the computation a
+TPU compiles, without running it, and prints a JSON summary.
+
+- train: forward, loss, gradients and the Adam update;
+- eval: the reconstruction's ELBO terms, the prior's generation and every
+  per-example eval metric, with object masks (the fruit metrics): what the
+  TPU computes before eval_metrics' metric_fn takes the means on the host.
+
+    python -m tests.xla_step PRESET BATCH_SIZE {train,eval}
+"""
+import json
+import re
+import sys
+import time
+
+import tensorflow as tf2
+
+import gqn  # noqa: F401  (switches to graph mode; undone below)
+
+tf2.compat.v1.enable_v2_behavior()
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from gqn.config import preset  # noqa: E402
+from gqn.model import TARGET_MASK_KEY  # noqa: E402
+from gqn.model_fn import model_fn_builder  # noqa: E402
+
+
+def main(preset_name, batch_size, mode):
+    config = preset(preset_name, batch_size=batch_size)
+    views, size, pose = config.context_size, config.image_size, config.pose_dim
+    specs = [tf2.TensorSpec([batch_size, views, size, size, 3]),
+             tf2.TensorSpec([batch_size, views, pose]),
+             tf2.TensorSpec([batch_size, pose]),
+             tf2.TensorSpec([batch_size, size, size, 3]),
+             tf2.TensorSpec([batch_size, size, size, 1])]
+
+    def step(frames, poses, query, target, mask):
+        features = {"context_frames": frames, "context_poses": poses,
+                    "query_pose": query}
+        if mode == "eval":
+            features[TARGET_MASK_KEY] = mask
+        spec = model_fn_builder(config)(
+            features, target,
+            tf.estimator.ModeKeys.TRAIN if mode == "train" else tf.estimator.ModeKeys.EVAL,
+            {"batch_size": batch_size},
+            tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
+        if mode == "train":
+            with tf.control_dependencies([spec.train_op]):
+                return {"loss": tf.identity(spec.loss)}
+        _, metrics = spec.eval_metrics
+        return dict(metrics, loss=spec.loss)
+
+    # wrap_function keeps the v1 variable creation of the model (it lifts the
+    # variables out); jit_compile makes the whole step one XLA cluster.
+    wrapped = tf.wrap_function(step, specs)
+    compiled = tf2.function(lambda *inputs: wrapped(*inputs), jit_compile=True)
+    start = time.time()
+    hlo = compiled.experimental_get_compiler_ir(
+        *[tf2.zeros(spec.shape) for spec in specs])(stage="hlo")
+    outputs = wrapped.structured_outputs
+    print(json.dumps({
+        "seconds": time.time() - start,
+        "outputs": {name: tensor.shape.as_list() for name, tensor in outputs.items()},
+        "variables": len(wrapped.variables),
+        "trainable": len(wrapped.graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)),
+        "hlo_chars": len(hlo),
+        "convolutions": hlo.count("convolution("),
+        "adam_updates": hlo.count("ApplyAdam"),
+        # bounded dynamic dimensions print as [<=N]: none may appear
+        "dynamic_shapes": sorted(set(re.findall(r"[a-z0-9]+\[[0-9,]*<=[0-9<=,]*\]", hlo))),
+        "shapes": sorted(set(re.findall(r"f32\[[0-9,]*\]", hlo))),
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
