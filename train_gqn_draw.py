@@ -18,15 +18,18 @@ warm-start source's config, else from --preset. --batch_size is the global
 batch however many devices share it; the learning-rate and sigma schedules
 are those of one device.
 """
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
-import tensorflow.compat.v1 as tf
-from absl import flags, logging
+from gqn import startup
 
-from data_provider.datasets import get_dataset_info
-from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
-from gqn import cli_flags, estimator, hardware, training
-from gqn.checkpoints import check_warm_start, resolve_checkpoint
-from gqn.config import ANNEALED_OVER_RUN, GQNConfig, config_path
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from data_provider.datasets import get_dataset_info  # noqa: E402
+from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn  # noqa: E402
+from gqn import cli_flags, estimator, hardware, training  # noqa: E402
+from gqn.checkpoints import check_warm_start, resolve_checkpoint  # noqa: E402
+from gqn.config import ANNEALED_OVER_RUN, GQNConfig, config_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli_flags.define_data_flags()
@@ -216,6 +219,7 @@ def main(_):
 
 
 def run():
+    startup.use_graph_mode()
     cli_flags.run_main(main, "train_gqn_draw")
 
 

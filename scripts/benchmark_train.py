@@ -19,7 +19,10 @@ import time
 # XLA JIT on CPU needs this before TensorFlow loads; without --xla it is unused.
 os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 

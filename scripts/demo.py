@@ -16,10 +16,14 @@ import json
 import os
 import time
 
-from absl import app, flags
+from gqn import startup
 
-from data_provider import synthetic
-from scripts.stages import field_of_view_hparams, run_stage
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
+from absl import app, flags  # noqa: E402
+
+from data_provider import synthetic  # noqa: E402
+from scripts.stages import field_of_view_hparams, run_stage  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes.")

@@ -17,16 +17,20 @@ view rendered at its pose.
 """
 import os
 
-import numpy as np
-from absl import flags
+from gqn import startup
 
-from data_provider.datasets import get_dataset_info
-from data_provider.photo_layouts import read_manifest
-from data_provider.photo_preprocess import convert_photo
-from data_provider.scene_arrays import load_scenes
-from gqn import cli_flags, images
-from gqn.poses import decode_poses_np, ring_around
-from gqn.predictor import Predictor
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+
+from data_provider.datasets import get_dataset_info  # noqa: E402
+from data_provider.photo_layouts import read_manifest  # noqa: E402
+from data_provider.photo_preprocess import convert_photo  # noqa: E402
+from data_provider.scene_arrays import load_scenes  # noqa: E402
+from gqn import cli_flags, images  # noqa: E402
+from gqn.poses import decode_poses_np, ring_around  # noqa: E402
+from gqn.predictor import Predictor  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "Trained model_dir.")
@@ -127,6 +131,7 @@ def main(_):
 
 
 def run():
+    startup.use_graph_mode()
     cli_flags.run_main(main, "render")
 
 

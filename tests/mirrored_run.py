@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
-from gqn import hardware
+from gqn import hardware, startup
 
+startup.use_graph_mode()
 DEVICES = hardware.use_logical_cpus(2)
 
 import numpy as np  # noqa: E402

@@ -1,5 +1,5 @@
 """Child process of tests/test_distribution.py (it needs TF2 behaviour,
-which importing gqn switches off in the test process): lowers a whole step of the model_fn
+which the test process switches off): lowers a whole step of the model_fn
 at a static batch to XLA HLO through the TF->XLA bridge, the computation a
 TPU compiles, without running it, and prints a JSON summary.
 
@@ -16,16 +16,11 @@ import sys
 import time
 
 import tensorflow as tf2
+import tensorflow.compat.v1 as tf
 
-import gqn  # noqa: F401  (switches to graph mode; undone below)
-
-tf2.compat.v1.enable_v2_behavior()
-
-import tensorflow.compat.v1 as tf  # noqa: E402
-
-from gqn.config import preset  # noqa: E402
-from gqn.model import TARGET_MASK_KEY  # noqa: E402
-from gqn.model_fn import model_fn_builder  # noqa: E402
+from gqn.config import preset
+from gqn.model import TARGET_MASK_KEY
+from gqn.model_fn import model_fn_builder
 
 
 def main(preset_name, batch_size, mode):
