@@ -60,6 +60,12 @@ class GQNConfig:
     seq_length: int = 12
     share_core_weights: bool = True
     upsample: str = "transposed"
+    # The paper's observation mean is a linear 1x1 convolution (images shown
+    # or served are clipped to [0, 1]) and its ConvLSTM gates have no bias
+    # offset; the small presets keep a sigmoid on the mean and a forget-gate
+    # bias of +1 (README, "The paper preset"; PACKAGE_CHOICES).
+    observation_sigmoid: bool = False
+    forget_bias: float = 0.0
     # optimisation (Adam, lr annealed linearly)
     batch_size: int = 36
     learning_rate_start: float = 5e-4
@@ -162,6 +168,9 @@ class GQNConfig:
         if not 0 < self.sweep_near < self.sweep_far < float("inf"):
             raise ValueError(f"GQNConfig needs 0 < sweep_near < sweep_far, got "
                              f"{self.sweep_near!r} and {self.sweep_far!r}")
+        if not abs(self.forget_bias) < float("inf"):
+            raise ValueError(f"GQNConfig.forget_bias must be finite, got "
+                             f"{self.forget_bias!r}")
         for name in ["adversarial_weight", "feature_matching_weight"]:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "
@@ -189,7 +198,9 @@ class GQNConfig:
 
     @classmethod
     def from_json(cls, text):
-        return cls().replace(**json.loads(text))
+        """The config a JSON text describes. One written before a field of
+        PACKAGE_CHOICES existed describes a model built with that choice."""
+        return cls().replace(**{**PACKAGE_CHOICES, **json.loads(text)})
 
     def save(self, path):
         """Writes the config as JSON (gs:// paths work)."""
@@ -205,13 +216,19 @@ class GQNConfig:
                 raise ValueError(f"{path}: {error}") from None
 
 
+# Where the package departed from the paper before the config could follow
+# it: a sigmoid on the observation mean and a forget-gate bias of +1. The
+# small presets keep them (their measurements were made with them), and so
+# does every model_dir saved before these fields existed.
+PACKAGE_CHOICES = dict(observation_sigmoid=True, forget_bias=1.0)
 # What trains best in a few thousand steps (scripts/benchmark_quality.py,
 # docs/benchmarks.md): the sweep representation, a resize-conv canvas, and
 # Adam at 1e-3 annealed to 1e-4; both schedules end after 2,000 steps (set
 # --anneal_steps to a run's length).
 _SHORT_RUNS = dict(representation="sweep", upsample="resize_conv",
                    learning_rate_start=1e-3, learning_rate_end=1e-4,
-                   learning_rate_anneal_steps=2000, sigma_anneal_steps=2000)
+                   learning_rate_anneal_steps=2000, sigma_anneal_steps=2000,
+                   **PACKAGE_CHOICES)
 # Named sizes used by the benchmark, the demo and --preset: the paper's model
 # and two that fit a laptop and train in short runs.
 PRESETS = {

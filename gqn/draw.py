@@ -58,7 +58,8 @@ def build_cores(config, conditioning, target_features=None):
         name = _core_name(kind, step, config)
         if name not in built:
             built[name] = conv_lstm.ConvLSTMCore(name, fixed_inputs, step_channels,
-                                                 hidden, kernel_size)
+                                                 hidden, kernel_size,
+                                                 forget_bias=config.forget_bias)
         return built[name]
 
     if target_features is not None:
@@ -146,8 +147,10 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
     return state.canvas, outputs
 
 
-def observation_mean(canvas):
-    """Canvas (B, H, W, C) -> mean image in [0, 1] (1x1 conv + sigmoid),
-    computed in float32."""
+def observation_mean(canvas, config):
+    """Canvas (B, H, W, C) -> mean image, computed in float32: a 1x1 conv,
+    then a sigmoid into [0, 1] unless the config follows the paper's linear
+    mean (config.observation_sigmoid)."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
-        return tf.sigmoid(layers.conv2d(canvas, 3, 1, "observation"))
+        mean = layers.conv2d(canvas, 3, 1, "observation")
+        return tf.sigmoid(mean) if config.observation_sigmoid else mean

@@ -98,7 +98,7 @@ def _render(config, features, noises, target=None, forced_latents=None):
         conditions = conditioning(features, config)
         canvas, steps = draw.unroll(config, conditions, noises, target,
                                     forced_latents)
-        return Rendering(draw.observation_mean(canvas), steps)
+        return Rendering(draw.observation_mean(canvas, config), steps)
 
 
 def reconstruct(config, features, target, noises):

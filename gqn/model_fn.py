@@ -202,13 +202,15 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
 
 
 def _predictions(gqn_config, features, batch_size):
-    """Generated mean image(s). With a per-example `noise_seed` feature the
-    output is a pure function of inputs and seed."""
+    """Generated mean image(s) in [0, 1] (a linear observation mean may
+    stray outside). With a per-example `noise_seed` feature the output is a
+    pure function of inputs and seed."""
     seeds = features.get(NOISE_SEED_KEY)
     samples = [
-        model.generate(gqn_config, features,
-                       model.standard_noise(gqn_config, batch_size, seeds, index)
-                       ).mean_image
+        tf.clip_by_value(model.generate(
+            gqn_config, features,
+            model.standard_noise(gqn_config, batch_size, seeds, index)).mean_image,
+            0.0, 1.0)
         for index in range(gqn_config.predict_samples)]
     predictions = {"mean_image": samples[0]}
     if gqn_config.predict_samples > 1:

@@ -1,6 +1,7 @@
 """Learning, not just running: the tiny model fits a small fixed batch of
 generated scenes."""
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from data_provider import synthetic
@@ -24,9 +25,13 @@ def rendered_batch(config, num_scenes, seed=0):
     return features, frames[:, -1]
 
 
-def test_reconstruction_mse_halves_on_a_fixed_batch():
+@pytest.mark.parametrize("choices", [
+    {},  # the small presets': sigmoid mean, forget bias +1
+    dict(observation_sigmoid=False, forget_bias=0.0),  # the paper preset's
+])
+def test_reconstruction_mse_halves_on_a_fixed_batch(choices):
     config = tiny_config(image_size=16, batch_size=8, sigma_start=0.3, sigma_end=0.3,
-                         learning_rate_start=2e-3, learning_rate_end=2e-3)
+                         learning_rate_start=2e-3, learning_rate_end=2e-3, **choices)
     features, target = rendered_batch(config, config.batch_size)
     with tf.Graph().as_default():
         tf.set_random_seed(0)
