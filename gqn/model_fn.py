@@ -33,15 +33,13 @@ TRAIN_SCALARS = ("loss", "elbo", "kl", "nll", "bits_per_dim", "reconstruction_ms
                  "reconstruction_psnr", "sigma", "learning_rate", "gradient_norm")
 # Also written while the config sharpens (config.uses_discriminator).
 SHARPENING_SCALARS = ("d_loss", "g_adversarial", "feature_matching")
-# Also written in float16 (gqn.optimization's dynamic loss scaling).
-LOSS_SCALING_SCALARS = ("loss_scale",)
 EVAL_METRICS = ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim",
                 "sharpness", "blockiness")
 NOISE_SEED_KEY = "noise_seed"
 
 # What the training step hands to the caller's session hooks (CPU/GPU):
-# scalars: TRAIN_SCALARS (and the sharpening ones), float32, averaged over
-# replicas; global_batch_size: examples per step over all replicas;
+# scalars: TRAIN_SCALARS (and the sharpening ones; loss_scale in float16),
+# float32, averaged over replicas; global_batch_size: examples per step over all replicas;
 # healthy: did this step go as expected (gqn.optimization.is_healthy);
 # last_step_healthy: a read of the stored flag, for a checkpoint listener.
 TrainingTensors = collections.namedtuple(

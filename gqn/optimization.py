@@ -77,10 +77,6 @@ def _apply(optimizer, gradients, global_step=None):
     return optimizer.apply_gradients(gradients, global_step)
 
 
-def global_norm(gradients):
-    return tf.linalg.global_norm([g for g, _ in gradients if g is not None])
-
-
 def _local_variable(name, value):
     """A per-run training-state scalar: not checkpointed, one value shared
     by every replica (each stores the same, computed from values reduced
