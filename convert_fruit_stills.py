@@ -50,12 +50,16 @@ the frames see (COLMAP, SfM), else the camera distances.
 """
 import sys
 
-from absl import app, flags
+from gqn import startup
 
-from data_provider import fruit_stills, video_source
-from data_provider.camera_poses.frame import DEFAULT_RADIUS
-from data_provider.photo_layouts import ANGLE_UNITS, ORDER_NAME, PHOTO_ORDERS
-from gqn import cli_flags
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+from absl import app, flags  # noqa: E402
+
+from data_provider import fruit_stills, video_source  # noqa: E402
+from data_provider.camera_poses.frame import DEFAULT_RADIUS  # noqa: E402
+from data_provider.photo_layouts import ANGLE_UNITS, ORDER_NAME, PHOTO_ORDERS  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 flags.DEFINE_string("input", None, "The fruit_stills_dataset.zip, a folder or zip "
                     "of your own photos, or a video clip (.mp4, .mov, .m4v) or a folder "
@@ -129,6 +133,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (gqn-convert-fruit-stills)."""
+    startup.use_graph_mode()
     cli_flags.show_flags_in_help(__name__)
     app.run(main)
 

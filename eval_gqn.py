@@ -12,13 +12,16 @@ Sharpness is the generated view's mean |image gradient| over the target's
 """
 import os
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
-import tensorflow.compat.v1 as tf
-from absl import flags
+from gqn import startup
 
-from data_provider.scene_arrays import load_scenes
-from gqn import cli_flags, evaluation
-from gqn.config import GQNConfig, config_path
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+from data_provider.scene_arrays import load_scenes  # noqa: E402
+from gqn import cli_flags, evaluation  # noqa: E402
+from gqn.config import GQNConfig, config_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli_flags.define_data_flags()
@@ -57,6 +60,7 @@ def main(_):
 
 
 def run():
+    startup.use_graph_mode()
     cli_flags.run_main(main, "eval_gqn")
 
 

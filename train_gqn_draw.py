@@ -18,15 +18,18 @@ warm-start source's config, else from --preset. --batch_size is the global
 batch however many devices share it; the learning-rate and sigma schedules
 are those of one device.
 """
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
-import tensorflow.compat.v1 as tf
-from absl import flags, logging
+from gqn import startup
 
-from data_provider.datasets import get_dataset_info
-from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
-from gqn import cli_flags, estimator, hardware, training
-from gqn.checkpoints import check_warm_start, resolve_checkpoint
-from gqn.config import GQNConfig, config_path
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+from absl import flags, logging  # noqa: E402
+
+from data_provider.datasets import get_dataset_info  # noqa: E402
+from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn  # noqa: E402
+from gqn import cli_flags, estimator, hardware, training  # noqa: E402
+from gqn.checkpoints import check_warm_start, resolve_checkpoint  # noqa: E402
+from gqn.config import ANNEALED_OVER_RUN, GQNConfig, config_path  # noqa: E402
 
 FLAGS = flags.FLAGS
 cli_flags.define_data_flags()
@@ -51,7 +54,8 @@ flags.DEFINE_integer("context_pool", None, "Training draws each query's context 
 flags.DEFINE_boolean("debug", False, "Also write target / reconstruction / "
                      "generation image summaries.")
 flags.DEFINE_string("warm_start_from", None, "Fine-tune: initialise from this "
-                    "checkpoint or model_dir (schedules restart at step 0).")
+                    "checkpoint or model_dir (schedules restart at step 0 and, "
+                    "without --anneal_steps, anneal over this run's --max_steps).")
 flags.DEFINE_string("warm_start_vars", estimator.MODEL_VARIABLES_REGEX,
                     "Regex of the variables to warm-start (default: all model "
                     "weights, not optimizer slots or the global step).")
@@ -75,22 +79,35 @@ flags.mark_flag_as_required("model_dir")
 
 
 def _config_for_run():
-    """Saved config (resume) > warm-start source's config > preset."""
+    """Saved config (resume) > warm-start source's config > preset. A warm
+    start anneals over its own run unless told otherwise."""
     overrides = cli_flags.config_overrides()
     saved_path = config_path(FLAGS.model_dir)
     if tf.io.gfile.exists(saved_path):
         return cli_flags.resolve_config(GQNConfig.load(saved_path), overrides,
                                         saved_path), True
+    config = _warm_start_base(overrides) or cli_flags.resolve_config(None, overrides)
+    if (FLAGS.warm_start_from and FLAGS.data_dir is not None
+            and not set(ANNEALED_OVER_RUN) & set(overrides)):
+        steps = _max_steps(config)
+        logging.info("warm start without --anneal_steps: the learning rate and "
+                     "the pixel sigma anneal over this run's %d steps (the "
+                     "source's schedules would restart at step 0)", steps)
+        config = config.annealed_over(steps)
+    return config, False
+
+
+def _warm_start_base(overrides):
+    """The warm-start source's config with the flags' changes, or None
+    where the source is a checkpoint without a model_dir's config."""
     source = FLAGS.warm_start_from
-    if source and tf.io.gfile.isdir(source):
-        source_path = config_path(source)
-        if tf.io.gfile.exists(source_path):
-            base = GQNConfig.load(source_path)
-            try:
-                return base.replace(**overrides), False
-            except ValueError as error:
-                raise cli_flags.FlagError(str(error)) from None
-    return cli_flags.resolve_config(None, overrides), False
+    if not (source and tf.io.gfile.isdir(source)
+            and tf.io.gfile.exists(config_path(source))):
+        return None
+    try:
+        return GQNConfig.load(config_path(source)).replace(**overrides)
+    except ValueError as error:
+        raise cli_flags.FlagError(str(error)) from None
 
 
 def _max_steps(config):
@@ -167,10 +184,15 @@ def main(_):
         log_step_count_steps=FLAGS.log_every_steps, seed=FLAGS.seed,
         strategy=strategy)
     eval_batch_size = _eval_batch_size(config) if eval_input is not None else None
+    max_steps = _max_steps(config) if FLAGS.data_dir is not None else None
+    # TPUEstimator logs loss and steps/s itself; its tensors stay on the TPU.
+    monitor = (None if FLAGS.use_tpu or max_steps is None
+               else training.RunMonitor(max_steps, FLAGS.log_every_steps))
     gqn_estimator = estimator.make_estimator(
         config, run_config, use_tpu=FLAGS.use_tpu, warm_start_from=warm_start,
         summary_every_steps=FLAGS.summary_every_steps, debug_images=FLAGS.debug,
-        freeze_regex=FLAGS.freeze, eval_batch_size=eval_batch_size)
+        freeze_regex=FLAGS.freeze, eval_batch_size=eval_batch_size,
+        monitor=monitor)
     if strategy is not None and train_input is not None:
         train_input = estimator.strategy_input_fn(train_input, config.batch_size)
         if eval_input is not None:
@@ -180,17 +202,13 @@ def main(_):
         try:
             if multi_worker:
                 training.train_and_evaluate_multi_worker(
-                    gqn_estimator, train_input, _max_steps(config),
-                    eval_input_fn=eval_input, eval_steps=FLAGS.eval_steps,
-                    progress_every=FLAGS.log_every_steps,
-                    batch_size=config.batch_size)
+                    gqn_estimator, train_input, max_steps,
+                    eval_input_fn=eval_input, eval_steps=FLAGS.eval_steps)
             else:
                 training.train_and_evaluate(
-                    gqn_estimator, train_input, _max_steps(config),
+                    gqn_estimator, train_input, max_steps,
                     eval_input_fn=eval_input, eval_every=FLAGS.eval_every,
-                    eval_steps=FLAGS.eval_steps,
-                    progress_every=FLAGS.log_every_steps,
-                    batch_size=config.batch_size, use_tpu=FLAGS.use_tpu)
+                    eval_steps=FLAGS.eval_steps, monitor=monitor)
         except tf.train.NanLossDuringTrainingError:
             raise training.TrainingDiverged(
                 f"the loss or its gradients became NaN or Inf; training stopped "
@@ -205,6 +223,7 @@ def main(_):
 
 
 def run():
+    startup.use_graph_mode()
     cli_flags.run_main(main, "train_gqn_draw")
 
 

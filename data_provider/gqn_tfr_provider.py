@@ -27,6 +27,20 @@ walk-around capture shows the object's other side.
 The field of view and the depth range come from the records
 (data_provider.scene_geometry); records without them (DeepMind's) take the
 dataset table's angle and a depth range from their camera distances.
+Training goes on where it stopped. Estimator rebuilds the input_fn for each
+train() call (each --eval_every segment, each resume), so the training
+stream is a function of (seed, the global step it starts at): the caller
+puts that step in params['start_step'] (gqn.training does), and the file
+order, the record shuffle and the view draws come from a seed derived from
+both. A run that resumes or evaluates therefore reads on in new data instead
+of the same first files again, and the same (seed, step) reads the same
+stream. The test split ignores the step: every evaluation sees the same
+examples.
+
+Several input pipelines (TPU hosts of a pod, workers under a strategy) read
+disjoint shares: every pipeline reads the same number of whole files, and
+the files left over (all of them, when there are fewer files than
+pipelines) are read by every pipeline, each keeping every n-th record.
 
 A set converted with held-out views (dataset_info.json `holdout_views` K)
 needs no flag here: its train records lack those views, and the test split
@@ -38,6 +52,7 @@ For a set whose test records carry object masks (dataset_info.json
 hold `target_mask` [B, H, W, 1] in [0, 1]: where the target view shows the
 object (the fruit), for error measured on it apart from the background.
 """
+import hashlib
 import os
 import random
 import sys
@@ -55,6 +70,8 @@ MODES = ("train", "test")
 # Records whose dataset states no field of view (an older converted set)
 # are read at the generator's angle, with a warning.
 FALLBACK_FIELD_OF_VIEW_DEGREES = 45.0
+# params key of the global step a training stream starts at.
+START_STEP_KEY = "start_step"
 _JPEG_START = b"\xff\xd8"  # SOI marker
 _JPEG_END = b"\xff\xd9"  # EOI marker: missing from truncated downloads
 
@@ -99,7 +116,8 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
       context_size: views per example given as context; one more is the target.
       image_size: side of the returned frames if not the stored frame size.
       seed: makes view draws (and, with mode 'test', the whole stream)
-        repeatable; None draws a fresh one.
+        repeatable; None draws a fresh one. In 'train' mode the stream's
+        seed is derived from it and params['start_step'] (default 0).
       repeat: loop forever; defaults to True for 'train', False for 'test'.
       shuffle_buffer_size: examples shuffled together in 'train' mode.
       num_parallel_reads: files read at once (1 = sequential reads).
@@ -136,20 +154,26 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
 
     def input_fn(params):
         num_hosts, host_index = _host_shard(params.get("context"))
-        filenames = tf.data.Dataset.from_tensor_slices(files)
-        if len(files) >= num_hosts:
-            filenames = filenames.shard(num_hosts, host_index)
+        stream = (stream_seed(seed, params.get(START_STEP_KEY, 0)) if training
+                  else seed)
+        own, shared = _host_files(files, num_hosts, host_index)
+        filenames = tf.data.Dataset.from_tensor_slices(
+            (own + shared, [False] * len(own) + [True] * len(shared)))
         if training:
-            filenames = filenames.shuffle(len(files), seed=seed)
-        records = filenames.interleave(
-            lambda name: tf.data.TFRecordDataset(name).map(
-                lambda record: (name, record)),
-            cycle_length=num_parallel_reads,
-            num_parallel_calls=num_parallel_reads)
-        if len(files) < num_hosts:
-            records = records.shard(num_hosts, host_index)
+            filenames = filenames.shuffle(len(own + shared), seed=stream)
+
+        def read(name, is_shared):
+            records = tf.data.TFRecordDataset(name).enumerate()
+            if shared:  # a shared file: every num_hosts-th record is this host's
+                records = records.filter(lambda index, _: tf.logical_or(
+                    tf.logical_not(is_shared),
+                    tf.equal(index % num_hosts, host_index)))
+            return records.map(lambda _, record: (name, record))
+
+        records = filenames.interleave(read, cycle_length=num_parallel_reads,
+                                       num_parallel_calls=num_parallel_reads)
         if training:
-            records = records.shuffle(shuffle_buffer_size, seed=seed)
+            records = records.shuffle(shuffle_buffer_size, seed=stream)
         if skip_corrupt:
             records = _drop_corrupt(records.map(
                 parser.check_jpegs, num_parallel_calls=num_parallel_calls))
@@ -165,7 +189,7 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
         # Position -> per-example seed, distinct across hosts.
         records = records.enumerate().map(
             lambda position, element: (
-                tf.stack([tf.constant(seed, tf.int64),
+                tf.stack([tf.constant(stream, tf.int64),
                           position * num_hosts + host_index]), *element))
         examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls)
         examples = examples.batch(params["batch_size"], drop_remainder=True)
@@ -178,16 +202,34 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
     return input_fn
 
 
+def stream_seed(seed, start_step):
+    """The seed of the training stream of `seed` that starts at global step
+    `start_step`: a hash of both, so that neighbouring steps or seeds give
+    unrelated shuffles."""
+    digest = hashlib.sha256(f"{int(seed)}:{int(start_step)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % 2 ** 31
+
+
+def _host_files(files, num_hosts, host_index):
+    """(files this input pipeline reads whole, files every pipeline reads,
+    keeping its own share of the records): the whole files go round-robin,
+    the same number to each pipeline; the rest are shared."""
+    whole = len(files) // num_hosts * num_hosts
+    return files[host_index:whole:num_hosts], files[whole:]
+
+
 def _host_shard(context):
     """(number of input pipelines, this one's index): one per TPU host from
-    TPUEstimator's context, one per worker from a tf.distribute.InputContext
-    (see gqn.estimator.strategy_input_fn)."""
+    TPUEstimator's context (PER_HOST_V2: current_input_fn_deployment()
+    returns host device, invocation index, invocation count and replicas
+    fed), one per worker from a tf.distribute.InputContext (see
+    gqn.estimator.strategy_input_fn)."""
     if isinstance(context, tf.distribute.InputContext):
         return context.num_input_pipelines, context.input_pipeline_id
-    if context is None or context.num_hosts <= 1:
+    if context is None:
         return 1, 0
-    _, host_index = context.current_input_fn_deployment()
-    return context.num_hosts, host_index
+    _, invocation_index, invocation_count, _ = context.current_input_fn_deployment()
+    return invocation_count, invocation_index
 
 
 def _drop_corrupt(checked):

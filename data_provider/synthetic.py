@@ -20,6 +20,10 @@ caster over every pixel of every view of a scene at once. Every scene draws
 from its own generator keyed by (seed, split, index), so the output is the
 same however many worker processes render it.
 """
+if __name__ == "__main__":  # the command: set TensorFlow up before it loads
+    from gqn import startup
+    startup.start_command()
+
 import argparse
 import colorsys
 import functools

@@ -138,10 +138,13 @@ def define_model_flags():
 def define_precision_flag():
     flags.DEFINE_enum("precision", None, list(PRECISIONS),
                       "Compute precision of the networks (default: float32, or "
-                      "what the model_dir trained with). bfloat16 needs a TPU or "
-                      "a CPU with AVX512-BF16/AMX (about 2-4x faster at the small "
-                      "and paper sizes); likelihood, KL, loss and optimizer stay "
-                      "float32.")
+                      "what the model_dir trained with). bfloat16 needs a TPU, a "
+                      "GPU of compute capability 8.0 or more (A100, H100, RTX "
+                      "30xx/40xx) or a CPU with AVX512-BF16/AMX (about 2-4x faster "
+                      "at the small and paper sizes); float16 is for GPUs without "
+                      "bfloat16 (V100, T4, RTX 20xx) and trains with dynamic loss "
+                      "scaling. Elsewhere the run says why and computes in "
+                      "float32. Likelihood, KL, loss and optimizer stay float32.")
 
 
 def parse_hparams(items):

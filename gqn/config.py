@@ -27,7 +27,10 @@ def config_path(model_dir):
 # 'subpixel' (3x3 conv + depth-to-space) and 'resize_conv' (bilinear resize,
 # then 3x3 conv) mix neighbouring cells into every output pixel.
 UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
-PRECISIONS = ("float32", "bfloat16")
+# bfloat16: TPU, GPUs of compute capability >= 8.0, CPUs with AVX512-BF16 or
+# AMX; float16: older GPUs, with dynamic loss scaling (gqn.hardware,
+# gqn.optimization).
+PRECISIONS = ("float32", "bfloat16", "float16")
 # The schedules' lengths, which a short run sets to its own length.
 ANNEALED_OVER_RUN = ("learning_rate_anneal_steps", "sigma_anneal_steps")
 # Fields of earlier configs that the data now supply: a saved config that
@@ -64,6 +67,12 @@ class GQNConfig:
     seq_length: int = 12
     share_core_weights: bool = True
     upsample: str = "transposed"
+    # The paper's observation mean is a linear 1x1 convolution (images shown
+    # or served are clipped to [0, 1]) and its ConvLSTM gates have no bias
+    # offset; the small presets keep a sigmoid on the mean and a forget-gate
+    # bias of +1 (README, "The paper preset"; PACKAGE_CHOICES).
+    observation_sigmoid: bool = False
+    forget_bias: float = 0.0
     # optimisation (Adam, lr annealed linearly)
     batch_size: int = 36
     learning_rate_start: float = 5e-4
@@ -167,6 +176,9 @@ class GQNConfig:
         if self.colour_path and self.representation != "sweep":
             raise ValueError("GQNConfig.colour_path needs the sweep representation "
                              f"(its depth scores), not {self.representation!r}")
+        if not abs(self.forget_bias) < float("inf"):
+            raise ValueError(f"GQNConfig.forget_bias must be finite, got "
+                             f"{self.forget_bias!r}")
         for name in ["adversarial_weight", "feature_matching_weight"]:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "
@@ -194,10 +206,13 @@ class GQNConfig:
 
     @classmethod
     def from_json(cls, text):
+        """The config a JSON text describes. One written before a field of
+        PACKAGE_CHOICES existed describes a model built with that choice;
+        fields since retired are dropped."""
         fields = json.loads(text)
-        for name in RETIRED_FIELDS:  # configs saved before they were retired
+        for name in RETIRED_FIELDS:
             fields.pop(name, None)
-        return cls().replace(**fields)
+        return cls().replace(**{**PACKAGE_CHOICES, **fields})
 
     def save(self, path):
         """Writes the config as JSON (gs:// paths work)."""
@@ -213,13 +228,19 @@ class GQNConfig:
                 raise ValueError(f"{path}: {error}") from None
 
 
+# Where the package departed from the paper before the config could follow
+# it: a sigmoid on the observation mean and a forget-gate bias of +1. The
+# small presets keep them (their measurements were made with them), and so
+# does every model_dir saved before these fields existed.
+PACKAGE_CHOICES = dict(observation_sigmoid=True, forget_bias=1.0)
 # What trains best in a few thousand steps (scripts/benchmark_quality.py,
 # docs/benchmarks.md): the sweep representation, a resize-conv canvas, and
 # Adam at 1e-3 annealed to 1e-4; both schedules end after 2,000 steps (set
 # --anneal_steps to a run's length).
 _SHORT_RUNS = dict(representation="sweep", upsample="resize_conv",
                    learning_rate_start=1e-3, learning_rate_end=1e-4,
-                   learning_rate_anneal_steps=2000, sigma_anneal_steps=2000)
+                   learning_rate_anneal_steps=2000, sigma_anneal_steps=2000,
+                   **PACKAGE_CHOICES)
 # Named sizes used by the benchmark, the demo and --preset: the paper's model
 # and two that fit a laptop and train in short runs.
 PRESETS = {

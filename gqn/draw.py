@@ -36,7 +36,9 @@ def upsample_to_canvas(hidden, config):
                                  "upsample")
         return tf.nn.depth_to_space(features, factor)
     size = hidden.shape[1] * factor
-    resized = tf.image.resize_bilinear(hidden, [size, size], half_pixel_centers=True)
+    # (resize_bilinear returns float32 whatever it is given)
+    resized = tf.cast(tf.image.resize_bilinear(hidden, [size, size],
+                                               half_pixel_centers=True), hidden.dtype)
     return layers.conv2d(resized, config.canvas_channels, 3, "upsample")
 
 
@@ -56,7 +58,8 @@ def build_cores(config, conditioning, target_features=None):
         name = _core_name(kind, step, config)
         if name not in built:
             built[name] = conv_lstm.ConvLSTMCore(name, fixed_inputs, step_channels,
-                                                 hidden, kernel_size)
+                                                 hidden, kernel_size,
+                                                 forget_bias=config.forget_bias)
         return built[name]
 
     if target_features is not None:
@@ -72,10 +75,10 @@ def build_cores(config, conditioning, target_features=None):
     return cores
 
 
-def initial_state(config, batch_size, compute_dtype, with_inference):
+def initial_state(config, batch_size, with_inference):
     size, channels = config.latent_size, config.hidden_channels
-    generator = conv_lstm.zero_state(batch_size, size, channels, compute_dtype)
-    inference = (conv_lstm.zero_state(batch_size, size, channels, compute_dtype)
+    generator = conv_lstm.zero_state(batch_size, size, channels)
+    inference = (conv_lstm.zero_state(batch_size, size, channels)
                  if with_inference else None)
     canvas = tf.zeros([batch_size, config.image_size, config.image_size,
                        config.canvas_channels], tf.float32)
@@ -91,26 +94,29 @@ def draw_step(config, state, cores, noise, forced_z=None):
     forced_z: generation only; use this latent instead of sampling (lets a
       caller replay the latents of a training unroll).
     """
-    dtype = state.generator.hidden.dtype
-    prior = latent.gaussian_head(state.generator.hidden, config.z_channels, "prior")
+    # The states are float32 (gqn.conv_lstm); h is cast to the compute
+    # dtype for the convolutions that read it.
+    dtype = cores.generator.compute_dtype
+    generator_hidden = tf.cast(state.generator.hidden, dtype)
+    prior = latent.gaussian_head(generator_hidden, config.z_channels, "prior")
     posterior, inference = None, None
     if cores.inference is not None:
         canvas_features = layers.conv2d(
             tf.cast(state.canvas, dtype), config.hidden_channels,
             DOWNSAMPLE_FACTOR, "canvas_downsample", strides=DOWNSAMPLE_FACTOR)
         inference = cores.inference.step(
-            tf.concat([state.generator.hidden, canvas_features], axis=-1),
+            tf.concat([generator_hidden, canvas_features], axis=-1),
             state.inference)
-        posterior = latent.gaussian_head(inference.hidden, config.z_channels,
-                                         "posterior")
+        posterior = latent.gaussian_head(tf.cast(inference.hidden, dtype),
+                                         config.z_channels, "posterior")
         z = latent.sample(posterior, noise)
     elif forced_z is not None:
         z = forced_z
     else:
         z = latent.sample(prior, noise)
     generator = cores.generator.step(tf.cast(z, dtype), state.generator)
-    canvas = state.canvas + tf.cast(upsample_to_canvas(generator.hidden, config),
-                                    tf.float32)
+    canvas = state.canvas + tf.cast(
+        upsample_to_canvas(tf.cast(generator.hidden, dtype), config), tf.float32)
     return DrawState(generator, inference, canvas), StepOutput(prior, posterior, z)
 
 
@@ -129,8 +135,7 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
         # The target's 4x4 patches on the latent grid (B, s, s, 48).
         target_features = tf.cast(tf.space_to_depth(target, DOWNSAMPLE_FACTOR),
                                   conditioning.dtype)
-    state = initial_state(config, batch_size, conditioning.dtype,
-                          with_inference=target is not None)
+    state = initial_state(config, batch_size, with_inference=target is not None)
     outputs = []
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         cores = build_cores(config, conditioning, target_features)
@@ -148,17 +153,22 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
 COLOUR_PATH_PRIOR = 3.0
 
 
-def observation_mean(canvas, colours=None):
-    """Canvas (B, H, W, C) -> mean image in [0, 1], computed in float32: a
-    1x1 conv + sigmoid of the canvas; with the colour path's output
+def observation_mean(canvas, config, colours=None):
+    """Canvas (B, H, W, C) -> mean image, computed in float32: a 1x1 conv,
+    then a sigmoid into [0, 1] unless the config follows the paper's linear
+    mean (config.observation_sigmoid). With the colour path's output
     (gqn.colour_path.ColourPath), a per-pixel mix of its reprojected image
-    and the canvas's, the mix learnt from the canvas and the path's cues
-    and never more than the share of views that see the pixel's points (a
-    pixel no context view sees is the generator's alone)."""
+    and that image, the mix learnt from the canvas and the path's cues and
+    never more than the share of views that see the pixel's points (a pixel
+    no context view sees is the generator's alone)."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         if colours is None:
-            return tf.sigmoid(layers.conv2d(canvas, 3, 1, "observation"))
+            mean = layers.conv2d(canvas, 3, 1, "observation")
+            return tf.sigmoid(mean) if config.observation_sigmoid else mean
         logits = layers.conv2d(tf.concat([canvas, colours.image, colours.cues], -1),
                                4, 1, "observation_mix")
+        painted = logits[..., :3]
+        if config.observation_sigmoid:
+            painted = tf.sigmoid(painted)
         share = tf.sigmoid(logits[..., 3:] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
-        return share * colours.image + (1 - share) * tf.sigmoid(logits[..., :3])
+        return share * colours.image + (1 - share) * painted

@@ -112,16 +112,19 @@ def warm_start_settings(checkpoint, variables_regex=MODEL_VARIABLES_REGEX):
 def make_estimator(gqn_config, run_config, use_tpu=False, eval_batch_size=None,
                    predict_batch_size=None, warm_start_from=None,
                    summary_every_steps=100, debug_images=False,
-                   freeze_regex=None):
+                   freeze_regex=None, monitor=None):
     """A TPUEstimator for `gqn_config`, or an Estimator when `run_config`
     carries a distribution strategy; batch sizes are global batch sizes.
+    `monitor` (gqn.training.RunMonitor; CPU/GPU) gets the training tensors
+    for its progress log and NaN guard.
 
     Under a strategy give train/evaluate the input_fn through
     `strategy_input_fn`, which sizes each replica's batch."""
     model_fn = model_fn_builder(gqn_config, use_tpu=use_tpu,
                                 summary_every_steps=summary_every_steps,
                                 debug_images=debug_images,
-                                freeze_regex=freeze_regex)
+                                freeze_regex=freeze_regex,
+                                training_hooks=monitor and monitor.hooks)
     strategy = getattr(run_config, "train_distribute", None)
     if strategy is not None:
         per_replica_batch_size(gqn_config.batch_size, strategy.num_replicas_in_sync)

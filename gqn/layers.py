@@ -3,8 +3,6 @@
 computation may run in bfloat16 (kernels are cast to the input's dtype)."""
 import tensorflow.compat.v1 as tf
 
-from gqn import kernel_gradients
-
 
 def kernel_and_bias(name, kernel_shape, bias_channels):
     """The float32 kernel and bias variables of layer `name`, created on
@@ -17,23 +15,11 @@ def kernel_and_bias(name, kernel_shape, bias_channels):
     return kernel, bias
 
 
-def convolve(inputs, kernel, strides=1, deferred_from=None):
+def convolve(inputs, kernel, strides=1):
     """'SAME' 2-D convolution of `inputs` with `kernel` (float32, cast to the
-    inputs' dtype). `deferred_from` = (variable, first input channel) says
-    `kernel` is that variable from that channel on; while kernel uses are
-    recorded, the kernel is then hidden from autodiff and
-    kernel_gradients.gradients() differentiates it over all its uses at once."""
-    recorder = (kernel_gradients.active_recorder(inputs.dtype)
-                if deferred_from is not None else None)
-    kernel = tf.cast(kernel, inputs.dtype)
-    if recorder is not None:
-        kernel = tf.stop_gradient(kernel)
-    outputs = tf.nn.conv2d(inputs, kernel, strides=[1, strides, strides, 1],
-                           padding="SAME")
-    if recorder is not None:
-        variable, first_channel = deferred_from
-        recorder.record(variable, first_channel, inputs, outputs, strides)
-    return outputs
+    inputs' dtype)."""
+    return tf.nn.conv2d(inputs, tf.cast(kernel, inputs.dtype),
+                        strides=[1, strides, strides, 1], padding="SAME")
 
 
 def conv2d(inputs, filters, kernel_size, name, strides=1, activation=None):

@@ -36,7 +36,7 @@ SceneEncoding = collections.namedtuple("SceneEncoding", ["conditioning", "colour
 
 
 def compute_dtype(config):
-    return tf.bfloat16 if config.precision == "bfloat16" else tf.float32
+    return tf.as_dtype(config.precision)
 
 
 def check_features(features, config, labels=None):
@@ -141,7 +141,7 @@ def _render(config, scene, noises, target=None, forced_latents=None):
     with tf.variable_scope("gqn", reuse=tf.AUTO_REUSE):
         canvas, steps = draw.unroll(config, scene.conditioning, noises, target,
                                     forced_latents)
-        return Rendering(draw.observation_mean(canvas, scene.colours), steps)
+        return Rendering(draw.observation_mean(canvas, config, scene.colours), steps)
 
 
 def reconstruct(config, scene, target, noises):

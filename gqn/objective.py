@@ -93,13 +93,14 @@ def sharpness(target, image):
 def blockiness(images, block=4):
     """How much stronger colour steps are across block x block tile borders
     than inside tiles, per example (about 1 for natural images; the paper's
-    stride-4 transposed-conv canvas raises it above 1)."""
+    stride-4 transposed-conv canvas raises it above 1). Static shapes (the
+    border positions are gathered by constant indices), as a TPU needs."""
     dx, dy = _colour_steps(images)
     dx = tf.reduce_mean(dx, axis=[1, 3])
     dy = tf.reduce_mean(dy, axis=[2, 3])
     steps = tf.concat([dx, dy], axis=1)  # (B, 2 * (size - 1)), index i: i|i+1
     width = images.shape.as_list()[2]
     is_border = [(i + 1) % block == 0 for i in range(width - 1)] * 2
-    border = tf.boolean_mask(steps, is_border, axis=1)
-    inside = tf.boolean_mask(steps, [not b for b in is_border], axis=1)
+    border = tf.gather(steps, [i for i, b in enumerate(is_border) if b], axis=1)
+    inside = tf.gather(steps, [i for i, b in enumerate(is_border) if not b], axis=1)
     return tf.reduce_mean(border, axis=1) / (tf.reduce_mean(inside, axis=1) + 1e-6)

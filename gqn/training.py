@@ -4,6 +4,7 @@ evaluation up to max_steps, log progress, stop on a NaN loss, export.
 The loop only talks to the estimator built in gqn.estimator and the reader
 from data_provider; it holds no model code.
 """
+import inspect
 import json
 import os
 import time
@@ -11,35 +12,36 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from data_provider.gqn_tfr_provider import START_STEP_KEY
 from gqn.checkpoints import global_step_of
 from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
-from gqn.model_fn import LAST_STEP_FINITE, NOISE_SEED_KEY, PROGRESS_SCOPE
+from gqn.model_fn import NOISE_SEED_KEY
+
 
 class TrainingDiverged(ValueError):
     """The loss became NaN or Inf."""
 
 
-PROGRESS_TERMS = ("loss", "elbo", "kl", "nll", "mse", "sigma", "learning_rate")
+PROGRESS_TERMS = ("loss", "elbo", "kl", "nll", "reconstruction_mse", "sigma",
+                  "learning_rate")
 
 
 class ProgressHook(tf.train.SessionRunHook):
     """Logs step, loss terms, examples/s and the time left to max_steps."""
 
-    def __init__(self, batch_size, max_steps, every_n_steps, log=tf.logging.info):
-        self.batch_size = batch_size
+    def __init__(self, tensors, max_steps, every_n_steps, log=tf.logging.info):
+        self.fetches = {name: tensors.scalars[name] for name in PROGRESS_TERMS}
+        self.fetches["step"] = tensors.global_step
+        self.batch_size = tensors.global_batch_size
         self.max_steps = max_steps
         self.every_n_steps = every_n_steps
         self.log = log
 
     def begin(self):
-        graph = tf.get_default_graph()
-        self.tensors = {name: graph.get_tensor_by_name(f"{PROGRESS_SCOPE}/{name}:0")
-                        for name in PROGRESS_TERMS}
-        self.tensors["step"] = tf.train.get_global_step()
         self.last = None
 
     def before_run(self, run_context):
-        return tf.train.SessionRunArgs(self.tensors)
+        return tf.train.SessionRunArgs(self.fetches)
 
     def after_run(self, run_context, run_values):
         values = run_values.results
@@ -66,57 +68,96 @@ def format_duration(seconds):
 
 
 class NonFiniteLossGuard(tf.train.SessionRunHook):
-    """Stops training at the first step whose loss or gradient norm is NaN
-    or Inf."""
+    """Stops training at the first step whose loss or gradients are NaN or
+    Inf (beyond the overflows float16 loss scaling expects and skips)."""
 
-    def begin(self):
-        graph = tf.get_default_graph()
-        self.watched = [graph.get_tensor_by_name(f"{PROGRESS_SCOPE}/{name}:0")
-                        for name in ("loss", "gradient_norm")]
+    def __init__(self, healthy):
+        self.healthy = healthy
 
     def before_run(self, run_context):
-        return tf.train.SessionRunArgs(self.watched)
+        return tf.train.SessionRunArgs(self.healthy)
 
     def after_run(self, run_context, run_values):
-        if not np.all(np.isfinite(run_values.results)):
+        if not np.all(run_values.results):
             raise tf.train.NanLossDuringTrainingError
 
 
 class RefuseNonFiniteCheckpoints(tf.train.CheckpointSaverListener):
-    """Refuses to save after a step with a non-finite loss or gradient (the
-    checkpoint saver may run before the guard hook sees that step), so the
-    newest checkpoint is always one from before training diverged."""
+    """Refuses to save after an unhealthy step (the checkpoint saver may run
+    before the guard hook sees that step), so the newest checkpoint is
+    always one from before training diverged."""
+
+    def __init__(self, monitor):
+        self.monitor = monitor
 
     def begin(self):
-        flag = tf.get_default_graph().get_tensor_by_name(f"{LAST_STEP_FINITE}:0")
-        if flag.dtype == tf.resource:  # a resource variable (under a strategy)
-            flag = tf.raw_ops.ReadVariableOp(resource=flag, dtype=tf.bool)
-        self.last_step_finite = flag
+        self.last_step_healthy = self.monitor.last_step_healthy
 
     def before_save(self, session, global_step_value):
-        if not session.run(self.last_step_finite):
+        if not session.run(self.last_step_healthy):
             raise tf.train.NanLossDuringTrainingError
 
 
+class RunMonitor:
+    """The progress log and the NaN guard of one run on CPU/GPU, and the
+    checkpoint listener that goes with them.
+
+    Give `hooks` to the estimator (make_estimator's training_hooks): the
+    model_fn calls it with the TrainingTensors of each graph it builds.
+    `listeners()` go to train(); they read the health flag of the graph
+    built last."""
+
+    def __init__(self, max_steps, every_n_steps=100, log=tf.logging.info):
+        self.max_steps = max_steps
+        self.every_n_steps = every_n_steps
+        self.log = log
+        self.last_step_healthy = None
+
+    def hooks(self, tensors):
+        # Under a strategy the model_fn runs once per replica: keep the
+        # first replica's flag, whose hooks Estimator runs.
+        if (self.last_step_healthy is None
+                or self.last_step_healthy.graph is not tensors.healthy.graph):
+            self.last_step_healthy = tensors.last_step_healthy
+        return [ProgressHook(tensors, self.max_steps, self.every_n_steps, self.log),
+                NonFiniteLossGuard(tensors.healthy)]
+
+    def listeners(self):
+        return [RefuseNonFiniteCheckpoints(self)]
+
+
+def input_fn_from_step(input_fn, step):
+    """`input_fn` told, in params['start_step'], the global step its training
+    stream starts at, so that a new segment or a resumed run reads on in new
+    data (data_provider.gqn_tfr_provider). An input_context (a strategy's)
+    is passed on to an input_fn that takes one."""
+    takes_context = "input_context" in inspect.signature(input_fn).parameters
+
+    def from_step(params, input_context=None):
+        params = dict(params or {}, **{START_STEP_KEY: step})
+        if takes_context:
+            return input_fn(params, input_context=input_context)
+        return input_fn(params)
+    return from_step
+
+
 def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
-                       eval_every=0, eval_steps=None, progress_every=100,
-                       batch_size=None, use_tpu=False, log=tf.logging.info):
+                       eval_every=0, eval_steps=None, monitor=None,
+                       log=tf.logging.info):
     """Trains `estimator` up to `max_steps`, evaluating every `eval_every`
     steps (0: only at the end, if an eval_input_fn is given). Resumes from the
-    model_dir's last checkpoint. Returns the last eval metrics (or None)."""
+    model_dir's last checkpoint. `monitor`: the RunMonitor whose hooks the
+    estimator was built with (its checkpoint listener is used here).
+    Returns the last eval metrics (or None)."""
     step = global_step_of(estimator.model_dir)
     if step >= max_steps:
         log(f"{estimator.model_dir} is already at step {step} >= max_steps "
             f"{max_steps}; nothing to train")
-    hooks, listeners = [], []
-    if not use_tpu:  # TPU tensors cannot be fetched by host-side hooks
-        hooks = [ProgressHook(batch_size, max_steps, progress_every),
-                 NonFiniteLossGuard()]
-        listeners = [RefuseNonFiniteCheckpoints()]
+    listeners = monitor.listeners() if monitor is not None else []
     metrics = None
     while step < max_steps:
         target = min(max_steps, step + eval_every) if eval_every else max_steps
-        estimator.train(train_input_fn, max_steps=target, hooks=hooks,
+        estimator.train(input_fn_from_step(train_input_fn, step), max_steps=target,
                         saving_listeners=listeners)
         previous, step = step, global_step_of(estimator.model_dir)
         if step == previous:
@@ -132,24 +173,22 @@ def train_and_evaluate(estimator, train_input_fn, max_steps, eval_input_fn=None,
 
 
 def train_and_evaluate_multi_worker(estimator, train_input_fn, max_steps,
-                                    eval_input_fn=None, eval_steps=None,
-                                    progress_every=100, batch_size=None,
-                                    log=tf.logging.info):
+                                    eval_input_fn=None, eval_steps=None):
     """Multi-worker training (MultiWorkerMirroredStrategy, cluster from
     TF_CONFIG) through tf.estimator.train_and_evaluate. Every task runs this:
     the chief and the workers train in lock-step and only the chief writes
     checkpoints and summaries; an 'evaluator' task, if TF_CONFIG has one,
     evaluates each new checkpoint. Each task logs its own progress and stops
-    on a NaN or Inf loss. (Estimator takes no checkpoint listeners here, so
-    the listener that refuses a checkpoint after a non-finite step is not
+    on a NaN or Inf loss through the hooks of the RunMonitor the estimator
+    was built with. (Estimator takes no checkpoint listeners here, so the
+    listener that refuses a checkpoint after a non-finite step is not
     used.)"""
     if eval_input_fn is None and _cluster_has_evaluator():
         raise ValueError("TF_CONFIG has an 'evaluator' task but there is no "
                          "eval input (--skip_eval)")
-    hooks = [ProgressHook(batch_size, max_steps, progress_every, log),
-             NonFiniteLossGuard()]
-    train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=max_steps,
-                                        hooks=hooks)
+    train_spec = tf.estimator.TrainSpec(
+        input_fn_from_step(train_input_fn, global_step_of(estimator.model_dir)),
+        max_steps=max_steps)
     # Only read by an evaluator task; the train input is a placeholder then.
     eval_spec = tf.estimator.EvalSpec(eval_input_fn or train_input_fn,
                                       steps=eval_steps, throttle_secs=0)

@@ -32,7 +32,10 @@ import time
 import zipfile
 
 import numpy as np
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 from PIL import Image, ImageDraw

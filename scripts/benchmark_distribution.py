@@ -18,13 +18,16 @@ buy on real hardware.
 import tempfile
 import time
 
-from gqn import hardware
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
+from gqn import hardware  # noqa: E402
 
 # Logical devices must exist before TensorFlow makes any device.
 DEVICES = hardware.use_logical_cpus(2)
 
 import numpy as np  # noqa: E402
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 

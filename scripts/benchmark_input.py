@@ -12,7 +12,10 @@ import os
 import tempfile
 import time
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 

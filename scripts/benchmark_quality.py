@@ -31,7 +31,10 @@ import json
 import os
 import time
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
 import matplotlib
 import tensorflow.compat.v1 as tf
 from absl import app, flags
@@ -107,14 +110,15 @@ def train(config, root, dataset, model_dir, steps, warm_start=None):
     run_config = estimator.make_run_config(model_dir, save_checkpoints_steps=steps,
                                            log_step_count_steps=max(steps // 4, 1),
                                            seed=FLAGS.seed)
+    monitor = training.RunMonitor(steps, max(steps // 4, 1))
     model = estimator.make_estimator(
         config, run_config, summary_every_steps=max(steps // 4, 1),
-        warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None)
+        warm_start_from=estimator.warm_start_settings(warm_start) if warm_start else None,
+        monitor=monitor)
     input_fn = gqn_input_fn(dataset, root, "train", config.context_size,
                             image_size=config.image_size, seed=FLAGS.seed,
                             context_pool=FLAGS.context_pool)
-    training.train_and_evaluate(model, input_fn, steps, progress_every=max(steps // 4, 1),
-                                batch_size=config.batch_size)
+    training.train_and_evaluate(model, input_fn, steps, monitor=monitor)
 
 
 def evaluate(model_dir, scenes, metrics):

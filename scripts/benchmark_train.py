@@ -15,33 +15,30 @@ also timed under XLA JIT.
 import os
 import statistics
 import time
-from unittest import mock
 
 # XLA JIT on CPU needs this before TensorFlow loads; without --xla it is unused.
 os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
-from gqn import hardware, kernel_gradients  # noqa: E402
+from gqn import hardware  # noqa: E402
 from gqn.estimator import session_config  # noqa: E402
 from gqn.model_fn import model_fn_builder  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("configs", ["tiny", "small", "paper"], "Presets to time.")
 flags.DEFINE_list("precisions", ["float32", "bfloat16"],
-                  "Compute precisions to time (bfloat16 is skipped on a CPU "
+                  "Compute precisions to time (float16 runs on any CPU, "
+                  "emulated; bfloat16 is skipped on a CPU "
                   "without native support).")
 flags.DEFINE_boolean("xla", False, "Also time every variant under XLA JIT.")
-flags.DEFINE_boolean("compare_kernel_gradients", False,
-                     "Time every variant twice instead: with the ConvLSTM kernel "
-                     "gradients batched over the unroll (gqn/kernel_gradients.py) "
-                     "and left to autodiff, one filter gradient per step (by "
-                     "default only bfloat16 steps at small batches batch them; "
-                     "see kernel_gradients.batched_dtypes).")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant (after warm-up).")
 flags.DEFINE_integer("warmup_steps", 2, "Untimed steps first.")
 flags.DEFINE_integer("paper_batch_size", 4,
@@ -98,9 +95,8 @@ def reference_matmul(size, dtype):
 
 def count_flops(graph, op):
     """FLOPs of the ops a run of `op` executes that have registered
-    statistics (convs, matmuls and their gradients), from static shapes.
-    Ops the run prunes, such as the unused filter gradients of kernels whose
-    gradient kernel_gradients forms instead, are not counted."""
+    statistics (convs, matmuls and their gradients), from static shapes;
+    ops the run prunes are not counted."""
     executed = tf.graph_util.extract_sub_graph(graph.as_graph_def(), [op.name])
     with tf.Graph().as_default() as executed_graph:
         tf.import_graph_def(executed, name="")
@@ -109,17 +105,12 @@ def count_flops(graph, op):
     return tf.profiler.profile(executed_graph, options=options).total_float_ops
 
 
-def train_step(config, xla=False, batched_kernel_gradients=None):
+def train_step(config, xla=False):
     """The real TRAIN step of `config` (model_fn, gradients, Adam) on a fixed
-    in-memory batch, as a TimedOp knowing its FLOPs. `batched_kernel_gradients`
-    True or False overrides kernel_gradients.batched_dtypes for the step."""
+    in-memory batch, as a TimedOp knowing its FLOPs."""
     batch = config.batch_size
     features, labels = random_inputs(config, batch)
-    choice = {None: kernel_gradients.batched_dtypes,
-              False: lambda *_: (),
-              True: lambda *_: (tf.float32, tf.bfloat16)}[batched_kernel_gradients]
-    with tf.Graph().as_default() as graph, mock.patch.object(
-            kernel_gradients, "batched_dtypes", choice):
+    with tf.Graph().as_default() as graph:
         features = {key: tf.constant(value) for key, value in features.items()}
         labels = tf.constant(labels)
         spec = model_fn_builder(config)(
@@ -128,23 +119,14 @@ def train_step(config, xla=False, batched_kernel_gradients=None):
     return TimedOp(graph, spec.train_op, xla, flops=count_flops(graph, spec.train_op))
 
 
-def _kernel_gradient_mode(config, batched):
-    if batched is None:
-        batched = tf.as_dtype(config.precision) in kernel_gradients.batched_dtypes(
-            config, config.batch_size)
-    return "batched" if batched else "autodiff"
-
-
 def _variants():
     precisions = [p for p in FLAGS.precisions
-                  if p == "float32" or hardware.cpu_has_bfloat16()]
+                  if p != "bfloat16" or hardware.cpu_has_bfloat16()]
     skipped = set(FLAGS.precisions) - set(precisions)
     if skipped:
         print(f"skipping {sorted(skipped)}: this CPU lacks native bfloat16")
-    return [(p, xla, batched) for p in precisions
-            for xla in ([False, True] if FLAGS.xla else [False])
-            for batched in ([True, False] if FLAGS.compare_kernel_gradients
-                            else [None])]
+    return [(p, xla) for p in precisions
+            for xla in ([False, True] if FLAGS.xla else [False])]
 
 
 def main(_):
@@ -152,14 +134,14 @@ def main(_):
                   for name, dtype in (("float32", tf.float32), ("bfloat16", tf.bfloat16))
                   if name == "float32" or hardware.cpu_has_bfloat16()}
     header = (f"{'config':<7}{'image':>6}{'L':>3}{'hidden':>7}{'batch':>6}"
-              f"{'precision':>10}{'xla':>5}{'kernel grads':>13}{'s/step':>8}{'ex/s':>7}{'GFLOP/step':>11}"
+              f"{'precision':>10}{'xla':>5}{'s/step':>8}{'ex/s':>7}{'GFLOP/step':>11}"
               f"{'GFLOP/s':>9}{'of f32 mm':>10}{'of bf16 mm':>11}{'x f32':>7}")
     print(header)
     rows = []
     for name in FLAGS.configs:
         overrides = {"batch_size": FLAGS.paper_batch_size} if name == "paper" else {}
-        variants = [(gqn_config_lib.preset(name, precision=precision, **overrides),
-                     xla, batched) for precision, xla, batched in _variants()]
+        variants = [(gqn_config_lib.preset(name, precision=precision, **overrides), xla)
+                    for precision, xla in _variants()]
         steps = [train_step(*variant) for variant in variants]
         # The reference matmuls are timed in the same rounds as the steps.
         seconds = interleaved_medians(steps + list(references.values()),
@@ -168,7 +150,7 @@ def main(_):
                  in zip(references.items(), seconds[len(steps):])}
         print(", ".join(f"{ref} matmul {FLAGS.matmul_size}^3: {peak / 1e9:.0f} GFLOP/s"
                         for ref, peak in peaks.items()) + f" (during {name})")
-        for (config, xla, batched), step, duration in zip(variants, steps, seconds):
+        for (config, xla), step, duration in zip(variants, steps, seconds):
             step.session.close()
             rate = step.flops / duration
             bf16_share = (f"{rate / peaks['bfloat16']:>10.0%}" if "bfloat16" in peaks
@@ -176,7 +158,7 @@ def main(_):
             rows.append(f"{name:<7}{config.image_size:>6}{config.seq_length:>3}"
                         f"{config.hidden_channels:>7}{config.batch_size:>6}"
                         f"{config.precision:>10}{'on' if xla else 'off':>5}"
-                        f"{_kernel_gradient_mode(config, batched):>13}{duration:>8.3f}"
+                        f"{duration:>8.3f}"
                         f"{config.batch_size / duration:>7.1f}{step.flops / 1e9:>11.1f}"
                         f"{rate / 1e9:>9.1f}{rate / peaks['float32']:>9.0%} {bf16_share}"
                         f"{seconds[0] / duration:>7.2f}")

@@ -23,7 +23,10 @@ import statistics
 import tempfile
 import time
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
+from gqn import startup
+
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 
@@ -59,11 +62,12 @@ def train(config, data_root, model_dir, steps, seed):
     run_config = estimator.make_run_config(
         model_dir, save_checkpoints_steps=steps, log_step_count_steps=log_every,
         seed=seed)
-    model = estimator.make_estimator(config, run_config, summary_every_steps=steps)
+    monitor = training.RunMonitor(steps, log_every)
+    model = estimator.make_estimator(config, run_config, summary_every_steps=steps,
+                                     monitor=monitor)
     input_fn = gqn_input_fn(DATASET, data_root, "train", config.context_size,
                             image_size=config.image_size, seed=seed)
-    training.train_and_evaluate(model, input_fn, steps, progress_every=log_every,
-                                batch_size=config.batch_size)
+    training.train_and_evaluate(model, input_fn, steps, monitor=monitor)
     rates = [value.simple_value
              for path in tf.io.gfile.glob(os.path.join(model_dir, "events.out.*"))
              for event in tf.train.summary_iterator(path)

@@ -16,9 +16,13 @@ import json
 import os
 import time
 
-from absl import app, flags
+from gqn import startup
 
-from scripts.stages import run_stage
+startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
+
+from absl import app, flags  # noqa: E402
+
+from scripts.stages import run_stage  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", "demo_output", "Everything the demo writes.")

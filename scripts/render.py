@@ -18,18 +18,23 @@ view rendered at its pose.
 """
 import os
 
-import numpy as np
-from absl import flags
+from gqn import startup
 
-from data_provider.datasets import get_dataset_info
-from data_provider.photo_layouts import read_manifest
-from data_provider.photo_preprocess import convert_photo, cropped_field_of_view
-from data_provider.scene_arrays import load_scenes
-from data_provider.scene_geometry import depth_range_from_cameras
-from gqn import cli_flags, images
-from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
-from gqn.poses import decode_poses_np, ring_around
-from gqn.predictor import Predictor
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+
+from data_provider.datasets import get_dataset_info  # noqa: E402
+from data_provider.photo_layouts import read_manifest  # noqa: E402
+from data_provider.photo_preprocess import convert_photo, cropped_field_of_view  # noqa: E402
+from data_provider.scene_arrays import load_scenes  # noqa: E402
+from data_provider.scene_geometry import depth_range_from_cameras  # noqa: E402
+from gqn import cli_flags, images  # noqa: E402
+from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY,  # noqa: E402
+                       QUERY_FIELD_OF_VIEW_KEY)
+from gqn.poses import decode_poses_np, ring_around  # noqa: E402
+from gqn.predictor import Predictor  # noqa: E402
 
 # What a scene's context brings: everything but the query's features.
 CONTEXT_KEYS = ("context_frames", "context_poses", CONTEXT_FIELD_OF_VIEW_KEY,
@@ -156,6 +161,7 @@ def main(_):
 
 
 def run():
+    startup.use_graph_mode()
     cli_flags.run_main(main, "render")
 
 

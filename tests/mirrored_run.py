@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
-from gqn import hardware
+from gqn import hardware, startup
 
+startup.use_graph_mode()
 DEVICES = hardware.use_logical_cpus(2)
 
 import numpy as np  # noqa: E402
@@ -40,20 +41,21 @@ def train(model_dir, strategy=None, warm_start_from=None, evaluate=False):
     run_config = estimator.make_run_config(
         model_dir, save_checkpoints_steps=100, keep_checkpoint_max=10, seed=1,
         strategy=strategy)
+    monitor = training.RunMonitor(STEPS, every_n_steps=1)
     gqn_estimator = estimator.make_estimator(
         CONFIG, run_config, summary_every_steps=1,
-        warm_start_from=warm_start_from and estimator.warm_start_settings(warm_start_from))
+        warm_start_from=warm_start_from and estimator.warm_start_settings(warm_start_from),
+        monitor=monitor)
     train_input = input_fn
     if strategy is not None:
         train_input = estimator.strategy_input_fn(input_fn, CONFIG.batch_size)
-    training.train_and_evaluate(gqn_estimator, train_input, STEPS, progress_every=1,
-                                batch_size=CONFIG.batch_size)
+    training.train_and_evaluate(gqn_estimator, train_input, STEPS, monitor=monitor)
     if evaluate:
         metrics = gqn_estimator.evaluate(train_input, steps=1)
         return {name: float(value) for name, value in metrics.items()}
 
 
-def scalar_series(model_dir, tags=("loss", "elbo", "kl")):
+def scalar_series(model_dir, tags=("loss", "elbo", "kl", "gradient_norm")):
     series = {tag: {} for tag in tags}
     for path in glob.glob(os.path.join(model_dir, "events.out.tfevents.*.v2")):
         for event in summary_iterator(path):

@@ -82,13 +82,17 @@ def test_flag_contradicting_saved_config_is_refused(pretrained, workspace):
 
 
 def test_warm_start_copies_weights_and_restarts_schedules(pretrained, workspace):
+    """The source's model, its weights, the schedules from step 0 - annealed
+    over this run's 2 steps, as no --anneal_steps said otherwise (the
+    source's were 20)."""
     source, _, _ = pretrained
     target = workspace / "finetuned"
-    assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", target,
-                      "--warm_start_from", source, "--max_steps", "2",
-                      "--save_checkpoints_steps", "100", "--skip_eval"))
+    result = assert_ok(run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", target,
+                               "--warm_start_from", source, "--max_steps", "2",
+                               "--save_checkpoints_steps", "100", "--skip_eval"))
+    assert "anneal over this run's 2 steps" in result.stderr
     assert GQNConfig.load(config_path(str(target))) == GQNConfig.load(
-        config_path(str(source)))
+        config_path(str(source))).annealed_over(2)
     source_reader = tf.train.load_checkpoint(str(source))
     start_reader = tf.train.load_checkpoint(str(target / "model.ckpt-0"))
     names = [name for name in source_reader.get_variable_to_shape_map()

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from gqn.config import GQNConfig, preset
+from gqn.config import PACKAGE_CHOICES, GQNConfig, preset
 
 
 def test_paper_defaults():
@@ -14,6 +14,26 @@ def test_paper_defaults():
     assert (config.learning_rate_start, config.learning_rate_end) == (5e-4, 5e-5)
     assert config.learning_rate_anneal_steps == 1_600_000
     assert (config.sigma_start, config.sigma_end, config.sigma_anneal_steps) == (2.0, 0.7, 200_000)
+    # a linear observation mean, ConvLSTM gates without a bias offset
+    assert (config.observation_sigmoid, config.forget_bias) == (False, 0.0)
+
+
+def test_small_presets_and_older_model_dirs_keep_the_package_choices(tmp_path):
+    """The small presets keep a sigmoid mean and forget bias +1, and a
+    config saved before those fields existed loads as the model it was
+    trained as; one saved since keeps what it says."""
+    assert PACKAGE_CHOICES == {"observation_sigmoid": True, "forget_bias": 1.0}
+    for name in ("tiny", "small"):
+        config = preset(name)
+        assert (config.observation_sigmoid, config.forget_bias) == (True, 1.0)
+    older = json.loads(preset("paper").to_json())
+    for field in PACKAGE_CHOICES:
+        del older[field]
+    path = tmp_path / "gqn_config.json"
+    path.write_text(json.dumps(older))
+    assert GQNConfig.load(str(path)) == preset("paper").replace(**PACKAGE_CHOICES)
+    preset("paper").save(str(path))
+    assert GQNConfig.load(str(path)) == preset("paper")
 
 
 def test_derived_sizes_follow_fields():
@@ -33,7 +53,8 @@ def test_derived_sizes_follow_fields():
     ("seq_length", 0, "seq_length must be a positive integer"),
     ("lstm_kernel_size", 4, "lstm_kernel_size must be odd"),
     ("sigma_end", 0.0, "sigma_end must be > 0"),
-    ("precision", "float16", "precision must be one of"),
+    ("precision", "float64", "precision must be one of"),
+    ("forget_bias", float("inf"), "forget_bias must be finite"),
     ("field_of_view", 180.0, "field_of_view must be between 0 and 180"),
     ("colour_path", True, "colour_path needs the sweep representation"),
     ("sweep_depths", 0, "sweep_depths must be a positive integer"),

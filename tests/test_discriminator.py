@@ -1,17 +1,17 @@
 """Sharpening: the patch discriminator's terms, the one train op that steps
-the GQN and the discriminator each on its own loss, kernel gradients that
-include the adversarial term, warm start and freeze with the
-discriminator on, bfloat16, and a sharpened run through the command lines."""
+the GQN and the discriminator each on its own loss, warm start and freeze
+with the discriminator on, bfloat16, and a sharpened run through the
+command lines."""
 import json
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from gqn import cli_flags, discriminator, hardware, kernel_gradients, model
+from gqn import cli_flags, discriminator, hardware, model
 from gqn.config import GQNConfig
-from gqn.model_fn import (PROGRESS_SCOPE, SHARPENING_SCALARS, TRAIN_SCALARS,
-                          model_fn_builder, trainable_variables, training_objective)
+from gqn.model_fn import SHARPENING_SCALARS, TRAIN_SCALARS, model_fn_builder
+from gqn.optimization import trainable_variables
 from tests.cli_helpers import (TINY_MODEL_FLAGS, assert_ok, assert_refused, event_tags,
                                 generate_rooms, rooms_flags, run_cli)
 from tests.tiny import constant_batch, tiny_config
@@ -139,38 +139,6 @@ def test_trainable_variables_leave_out_the_discriminator():
         assert discriminator.variables()
 
 
-def test_kernel_gradients_include_the_sharpening_terms():
-    """The generation unroll's ConvLSTM uses are recorded with the
-    reconstruction's, so the batched kernel gradients of the sharpened loss
-    equal autodiff's, and differ from those of the ELBO alone."""
-    config = tiny_config(**SHARPENED)
-    with tf.Graph().as_default():
-        features, labels = constant_batch(config)
-        step = tf.constant(3, tf.int64)
-        plain = training_objective(config, features, labels, step, ())
-        variables = trainable_variables()
-        expected = tf.gradients(plain.loss, variables)
-        elbo_only = tf.gradients(tf.reduce_mean(plain.terms["elbo"]), variables)
-        recorded = training_objective(config, features, labels, step, (tf.float32,))
-        assert trainable_variables() == variables  # the same weights, reused
-        actual = kernel_gradients.gradients(recorded.loss, variables,
-                                            recorded.kernel_uses)
-        uses = {ref.deref().op.name: len(u)
-                for ref, u in recorded.kernel_uses.by_kernel.items()}
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-            expected, actual, elbo_only = session.run(
-                [expected, [g for g, _ in actual], elbo_only])
-    # reconstruction and generation: fixed inputs + L steps each
-    assert uses["gqn/draw/generator_core/kernel"] == 2 * (config.seq_length + 1)
-    names = [v.op.name for v in variables]
-    for name, want, got in zip(names, expected, actual):
-        np.testing.assert_allclose(got, want, rtol=1e-4,
-                                   atol=1e-5 * np.abs(want).max(), err_msg=name)
-    kernel = names.index("gqn/draw/generator_core/kernel")
-    assert not np.allclose(expected[kernel], elbo_only[kernel], rtol=1e-3)
-
-
 @pytest.mark.skipif(not hardware.cpu_has_bfloat16(),
                     reason="this CPU lacks AVX512-BF16/AMX: bfloat16 would be emulated")
 def test_sharpened_training_runs_in_bfloat16():
@@ -181,7 +149,7 @@ def test_sharpened_training_runs_in_bfloat16():
                         if op.type == "Conv2D" and op.name.startswith("discriminator/")]
         assert convolutions and all(op.outputs[0].dtype == tf.bfloat16
                                     for op in convolutions)
-        watched = [graph.get_tensor_by_name(f"{PROGRESS_SCOPE}/{name}:0")
+        watched = [spec.host_call[1][name][0]
                    for name in ("loss", "gradient_norm") + SHARPENING_SCALARS]
         assert all(t.dtype == tf.float32 for t in watched)
         with tf.Session() as session:

@@ -49,13 +49,19 @@ def test_mirrored_over_two_cpu_devices_follows_one_device(tmp_path):
     terms (averaged over replicas, written by the host_call) and its final
     weights equal the one-device run's. The child's Adam epsilon makes the
     update linear in the gradient, so a gradient summed instead of averaged
-    over the two replicas would show."""
+    over the two replicas would show. gradient_norm is the norm of the
+    gradient summed over replicas, the one applied: the one device's, not
+    the replicas' norms of their halves (about half as large)."""
     summary, stderr = run_child("tests.mirrored_run", tmp_path, timeout=300)
     assert summary["replicas"] == 2
     single, mirrored = summary["single"], summary["mirrored"]
     assert len(single["loss"]) == 3 and len(mirrored["loss"]) == 3
     for name in ("loss", "elbo", "kl"):
         np.testing.assert_allclose(mirrored[name], single[name], rtol=2e-6, err_msg=name)
+    # summed in another order than the one device's batch gradient
+    np.testing.assert_allclose(mirrored["gradient_norm"], single["gradient_norm"],
+                               rtol=1e-5)
+    assert min(single["gradient_norm"]) > 0
     # the weights moved, by far more than the two runs differ
     assert summary["weight_change"] > 1e-4
     assert summary["weight_gap"] < 1e-3 * summary["weight_change"]
@@ -165,8 +171,9 @@ def test_paper_train_step_lowers_to_xla_at_a_static_batch():
     channels, 5x5 kernels), batch 2: forward, loss, gradients and the Adam
     update pass the TF->XLA bridge (every op has an XLA kernel, every shape
     is static). Backend code generation is not run (that part is the TPU's)."""
-    summary, _ = run_child("tests.xla_train_step", "paper", 2, timeout=240)
+    summary, _ = run_child("tests.xla_step", "paper", 2, "train", timeout=240)
     assert summary["trainable"] >= 20
+    assert summary["dynamic_shapes"] == []
     assert summary["convolutions"] > 100 and summary["adam_updates"] > 0
     shapes = set(summary["shapes"])
     assert "f32[2,5,64,64,3]" in shapes  # context frames, batch 2
@@ -179,12 +186,27 @@ def test_sweep_train_step_lowers_to_xla_at_a_static_batch():
     """The tiny preset's step with the sweep representation (projection,
     the four-corner gathers of the bilinear sampling, the softmax over
     depths) passes the TF->XLA bridge too."""
-    summary, _ = run_child("tests.xla_train_step", "tiny", 2, timeout=240)
+    summary, _ = run_child("tests.xla_step", "tiny", 2, "train", timeout=240)
     shapes = set(summary["shapes"])
     assert "f32[2,5,32,32,3]" in shapes  # context frames
     # 16x16 view features, sampled at 8x8 query cells x 12 depths
     assert {"f32[2,5,16,16,64]", "f32[2,5,768,64]"} <= shapes
     assert summary["adam_updates"] > 0
+
+
+def test_eval_step_with_object_masks_lowers_to_xla_at_a_static_batch():
+    """What a TPU computes for evaluation - the reconstruction's ELBO terms,
+    the prior's generation and every per-example metric, the fruit ones
+    from object masks included - passes the TF->XLA bridge with static
+    shapes only (eval_metrics' metric_fn then averages on the host)."""
+    summary, _ = run_child("tests.xla_step", "tiny", 2, "eval", timeout=240)
+    outputs = summary["outputs"]
+    assert {"mse", "psnr", "ssim", "sharpness", "blockiness", "elbo", "kl", "nll",
+            "bits_per_dim", "fruit_mse", "fruit_psnr"} <= set(outputs)
+    assert all(outputs[name] == [2] for name in outputs if name != "loss")
+    assert summary["dynamic_shapes"] == []
+    assert "f32[2,32,32,1]" in summary["shapes"]  # the masks
+    assert summary["convolutions"] > 10 and summary["adam_updates"] == 0
 
 
 def test_unreachable_tpu_fails_fast_with_its_name(data_root):

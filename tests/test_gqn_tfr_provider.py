@@ -10,7 +10,8 @@ import tensorflow.compat.v1 as tf
 
 from data_provider import record_writer, scene_geometry, synthetic
 from data_provider.datasets import get_dataset_info
-from data_provider.gqn_tfr_provider import count_scenes, gqn_input_fn
+from data_provider.gqn_tfr_provider import (START_STEP_KEY, count_scenes, gqn_input_fn,
+                                            stream_seed)
 from gqn import poses as poses_lib
 from gqn.poses import encode_poses_np
 
@@ -75,10 +76,12 @@ def locate_views(scenes, frames, poses):
     return found[0][0], [v for _, v in found]
 
 
-# Records whose colours encode (scene, view): red = view, green = scene.
+# Records whose colours encode (scene, view): red = view, green and blue =
+# scene (up to 12 x 12 scenes).
 
 def coded_frame(scene, view, size):
-    return np.full((size, size, 3), (20 * view + 10, 20 * scene + 10, 128), np.uint8)
+    return np.full((size, size, 3), (20 * view + 10, 20 * (scene % 12) + 10,
+                                     20 * (scene // 12) + 10), np.uint8)
 
 
 def coded_pose(scene, view):
@@ -89,7 +92,8 @@ def decode_coded(frames, poses):
     """(scenes, views) from frame colours, checked against the paired poses."""
     colour = frames.mean(axis=(-3, -2)) * 255
     views = np.round((colour[..., 0] - 10) / 20).astype(int)
-    scenes = np.round((colour[..., 1] - 10) / 20).astype(int)
+    scenes = (np.round((colour[..., 1] - 10) / 20).astype(int)
+              + 12 * np.round((colour[..., 2] - 10) / 20).astype(int))
     np.testing.assert_array_equal(views, np.round(poses[..., 0]).astype(int))
     np.testing.assert_array_equal(scenes, np.round(poses[..., 1]).astype(int))
     return scenes, views
@@ -254,18 +258,68 @@ def test_resize_keeps_frames_and_colours(tmp_path, image_size):
         assert frames.min() >= 0 and frames.max() <= 1
 
 
-def test_each_host_reads_its_own_files(tmp_path):
-    class TwoHostContext:
-        num_hosts = 2
+class FakeTPUContext:
+    """What TPUEstimator's TPUContext gives an input_fn under PER_HOST_V2
+    (tensorflow_estimator tpu_context.TPUContext): the host device, this
+    invocation's index, the number of invocations (one per host) and the
+    replicas it feeds."""
 
-        def current_input_fn_deployment(self):
-            return "/job:worker/task:1/device:CPU:0", 1
+    def __init__(self, host, num_hosts, cores_per_host=8):
+        self.num_hosts, self.current_host = num_hosts, host
+        self.num_replicas = num_hosts * cores_per_host
+        self.cores_per_host = cores_per_host
 
-    write_coded_dataset(tmp_path, "coded", [4] * 4, num_files=4)
-    batches = read_batches(gqn_input_fn("coded", str(tmp_path), "test",
-                                        context_size=2, seed=0),
-                           1, context=TwoHostContext())
-    assert [decode_coded(*example)[0][0] for example in examples(batches)] == [1, 3]
+    def current_input_fn_deployment(self):
+        return (f"/job:worker/task:{self.current_host}/device:CPU:0",
+                self.current_host, self.num_hosts, self.cores_per_host)
+
+
+@pytest.mark.parametrize("num_files, host_0_scenes", [
+    (4, {0, 1, 5, 6, 7}),  # files split evenly: files 1 and 3 (of 2, 3, 3, 2 scenes)
+    (5, {0, 1, 4, 5, 8}),  # files 1 and 3 whole, the fifth shared by records
+    (1, {0, 2, 4, 6, 8}),  # fewer files than hosts: every other record
+])
+def test_two_tpu_hosts_read_disjoint_shares(tmp_path, num_files, host_0_scenes):
+    """Each host of a two-host pod builds its pipeline from TPUEstimator's
+    real context and reads its own scenes: together every scene once, the
+    same number each."""
+    write_coded_dataset(tmp_path, "coded", [4] * 10, num_files=num_files)
+    read = {}
+    for host in (0, 1):
+        batches = read_batches(gqn_input_fn("coded", str(tmp_path), "test",
+                                            context_size=2, seed=0),
+                               1, context=FakeTPUContext(host, 2))
+        read[host] = [decode_coded(*example)[0][0] for example in examples(batches)]
+    assert set(read[0]) == host_0_scenes
+    assert sorted(read[0] + read[1]) == list(range(10))
+
+
+def _train_scenes(root, start_step, batches=6):
+    """Scene ids of the first training batches of the stream that starts at
+    `start_step` (sequential reads, so that the stream is repeatable)."""
+    input_fn = gqn_input_fn("coded", str(root), "train", context_size=2, seed=7,
+                            num_parallel_reads=1, num_parallel_calls=1,
+                            shuffle_buffer_size=4)
+    with tf.Graph().as_default():
+        features, labels = tf.data.make_one_shot_iterator(input_fn(
+            {"batch_size": 4, START_STEP_KEY: start_step})).get_next()
+        with tf.Session() as session:
+            read = [session.run((features, labels)) for _ in range(batches)]
+    return [decode_coded(*example)[0][0] for example in examples(read)]
+
+
+def test_training_stream_is_a_function_of_seed_and_start_step(tmp_path):
+    """The same (seed, step) reads the same stream; another start step
+    reads on elsewhere: its first batches come from other files (2 scenes
+    per file, read one file at a time through a 4-record shuffle)."""
+    write_coded_dataset(tmp_path, "coded", [4] * 40, num_files=20)
+    first = _train_scenes(tmp_path, 0)
+    assert _train_scenes(tmp_path, 0) == first
+    later = _train_scenes(tmp_path, 1000)
+    files = [{scene // 2 for scene in scenes[:8]} for scenes in (first, later)]
+    assert min(len(files[0]), len(files[1])) >= 4
+    assert len(files[0] & files[1]) <= 2, files
+    assert stream_seed(7, 0) != stream_seed(7, 1) != stream_seed(8, 0)
 
 
 # Bad input.

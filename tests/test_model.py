@@ -151,6 +151,37 @@ def test_cores_convolve_fixed_inputs_once_per_weights(shared):
     }
 
 
+def test_paper_choices_linear_mean_and_no_forget_bias_offset():
+    """The paper preset's observation mean is the 1x1 convolution itself
+    (no sigmoid), and its gates carry no forget bias: with zero weights the
+    mean is the convolution's bias and the first cell state is half the
+    candidate (sigmoid(0) = 0.5) - with the package's choices, sigmoid(bias)
+    and sigmoid(1) times the candidate."""
+    from gqn import conv_lstm
+    for choices, expected_mean, forget_gate in (
+            (dict(observation_sigmoid=False, forget_bias=0.0), 2.0, 0.5),
+            (dict(observation_sigmoid=True, forget_bias=1.0),
+             1 / (1 + np.exp(-2.0)), 1 / (1 + np.exp(-1.0)))):
+        with tf.Graph().as_default():
+            config = tiny_config(**choices)
+            with tf.variable_scope("paper"):
+                mean = draw.observation_mean(tf.zeros([1, 4, 4, 5]), config)
+            core = conv_lstm.ConvLSTMCore("core", tf.zeros([1, 4, 4, 2]), 1, 3, 3,
+                                          forget_bias=config.forget_bias)
+            state = core.step(tf.zeros([1, 4, 4, 1]),
+                              conv_lstm.LSTMState(tf.zeros([1, 4, 4, 3]),
+                                                  tf.ones([1, 4, 4, 3])))
+            with tf.Session() as session:
+                session.run(tf.global_variables_initializer())
+                for variable in tf.global_variables():  # zero weights, biases 2
+                    value = 2.0 if "observation/bias" in variable.op.name else 0.0
+                    session.run(variable.assign(tf.fill(variable.shape, value)))
+                mean, cell = session.run([mean, state.cell])
+        np.testing.assert_allclose(mean, expected_mean, rtol=1e-6)
+        # c = f * c_0 (ones) + i * tanh(0): the forget gate alone
+        np.testing.assert_allclose(cell, forget_gate, rtol=1e-6)
+
+
 def test_seeded_noise_is_per_example():
     config = tiny_config()
     seeds = tf.constant([7, 8, 7, 9], tf.int64)

@@ -113,6 +113,11 @@ def test_eval_with_object_masks_adds_fruit_metrics_and_skips_views_without_fruit
                                         tf.estimator.tpu.RunConfig(model_dir="/tmp/unused"))
         metric_fn, tensors = spec.eval_metrics
         assert set(tensors) == set(EVAL_METRICS) | set(objective.MASKED_METRICS)
+        # what the TPU computes has static shapes: no op whose output size
+        # depends on the data (tf.boolean_mask's Where)
+        assert all(t.shape.as_list() == [4] for t in tensors.values())
+        assert not [op.name for op in tf.get_default_graph().get_operations()
+                    if op.type in ("Where", "Unique", "DynamicPartition")]
         metrics = metric_fn(**tensors)
         with tf.Session() as session:
             session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
@@ -120,6 +125,37 @@ def test_eval_with_object_masks_adds_fruit_metrics_and_skips_views_without_fruit
             mean = session.run(metrics["fruit_psnr"][0])
     assert np.isnan(per_example[3]) and np.all(np.isfinite(per_example[:3]))
     np.testing.assert_allclose(mean, per_example[:3].mean(), rtol=1e-5)
+
+
+def test_training_hooks_get_the_step_tensors_through_the_spec():
+    """The caller's hooks are built by the model_fn from the step's own
+    tensors and handed to the estimator in the spec's training_hooks (no
+    lookup by tensor name); a TPU step, whose tensors stay on the TPU,
+    refuses them."""
+    handed, made = [], []
+
+    def hooks(tensors):
+        handed.append(tensors)
+        made.append(tf.train.StepCounterHook(every_n_steps=1, output_dir="/tmp/unused"))
+        return made[-1:]
+
+    with tf.Graph().as_default():
+        spec = _call_model_fn(tiny_config(), MODES.TRAIN, training_hooks=hooks)
+        [tensors] = handed
+        assert list(spec.training_hooks) == made
+        assert set(TRAIN_SCALARS) <= set(tensors.scalars)
+        assert tensors.global_batch_size == 4
+        assert tensors.healthy.dtype == tf.bool
+        with tf.Session() as session:
+            session.run([tf.global_variables_initializer(),
+                         tf.local_variables_initializer()])
+            scalars, healthy, _ = session.run([tensors.scalars, tensors.healthy,
+                                               spec.train_op])
+            assert session.run(tensors.last_step_healthy)
+    assert healthy and all(np.isfinite(value) for value in scalars.values())
+    assert scalars["reconstruction_mse"] > 0 and scalars["gradient_norm"] > 0
+    with pytest.raises(ValueError, match="stay on the TPU"):
+        model_fn_builder(tiny_config(), use_tpu=True, training_hooks=hooks)
 
 
 def test_freeze_regex_trains_only_the_rest():

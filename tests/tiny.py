@@ -2,13 +2,14 @@
 import tensorflow.compat.v1 as tf
 
 from data_provider.scene_arrays import random_inputs
-from gqn.config import GQNConfig
+from gqn.config import PACKAGE_CHOICES, GQNConfig
 
 
 def tiny_config(**overrides):
+    """Tiny sizes, with the small presets' observation and gate choices."""
     fields = dict(image_size=16, representation_channels=8, hidden_channels=8,
                   canvas_channels=8, z_channels=4, seq_length=3, batch_size=4,
-                  context_size=3, lstm_kernel_size=3)
+                  context_size=3, lstm_kernel_size=3, **PACKAGE_CHOICES)
     fields.update(overrides)
     return GQNConfig().replace(**fields)
 
