@@ -28,7 +28,7 @@ import collections
 
 import tensorflow.compat.v1 as tf
 
-from gqn import plane_sweep, sweep
+from gqn import plane_sweep, poses, sweep
 
 # cues: the share of context views that see the pixel's points (first: the
 # observation's mix never exceeds it), their colour variance and the
@@ -61,6 +61,27 @@ def _positive_weight(name):
     return INITIAL_WEIGHTS[name] * tf.exp(LOG_RATE * raw)
 
 
+def _ray_cosines(context_poses, query_pose, rays, planes):
+    """(B, M, size * size * D): the cosine between each context view's ray to
+    each point and the query's ray through it. The point is o + t r on the
+    query ray r from the query camera o, so from view centre c it lies along
+    (o - c) + t r; its dot product with r and its length follow from
+    (o - c).r and |o - c| alone (scalars, not 3-vectors per point)."""
+    batch, depths = planes.shape.as_list()
+    forward = poses.camera_axes(query_pose)[0]
+    along = planes[:, None, None, :] / tf.reduce_sum(
+        rays * forward[:, None, None, :], -1, keepdims=True)  # t: (B, s, s, D)
+    along = tf.reshape(along, [batch, 1, -1, depths])
+    apart = (tf.cast(query_pose, tf.float32)[:, None, :3]
+             - tf.cast(context_poses, tf.float32)[..., :3])  # o - c: (B, M, 3)
+    offset = tf.einsum("bmk,bsk->bms", apart, tf.reshape(rays, [batch, -1, 3]))
+    offset = offset[..., None]  # (o - c).r per cell: (B, M, s * s, 1)
+    squared = tf.reduce_sum(tf.square(apart), -1)[:, :, None, None]
+    cosine = (offset + along) * tf.math.rsqrt(
+        tf.maximum(squared + 2 * offset * along + tf.square(along), 1e-12))
+    return tf.reshape(cosine, [batch, apart.shape.as_list()[1], -1])
+
+
 def colour_path(context_frames, context_poses, context_field_of_view, query_pose,
                 query_field_of_view, sweep_output):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
@@ -72,19 +93,14 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     with tf.variable_scope("colour_path", reuse=tf.AUTO_REUSE):
         ray_angle, disagreement, sweep_scores, colour_variance, unseen = (
             _positive_weight(name) for name in INITIAL_WEIGHTS)
-    samples, visibility, rays, points = plane_sweep.colours_along_rays(
+    samples, visibility, rays = plane_sweep.colours_along_rays(
         context_frames, context_poses, context_field_of_view, query_pose,
         query_field_of_view, planes, size)
     statistics = sweep.view_statistics(samples, visibility)
     mean, variance = statistics[..., :3], tf.reduce_sum(statistics[..., 3:6], -1)
     seen_share = statistics[..., 6]
 
-    # Each view's ray to the point against the query's ray through it.
-    centres = tf.cast(context_poses, tf.float32)[:, :, None, :3]
-    to_point = tf.math.l2_normalize(points[:, None] - centres, axis=-1)
-    query_rays = tf.reshape(tf.tile(rays[:, :, :, None, :], [1, 1, 1, depths, 1]),
-                            [batch, 1, -1, 3])
-    cosine = tf.reduce_sum(to_point * query_rays, -1)
+    cosine = _ray_cosines(context_poses, query_pose, rays, planes)
     distance = tf.reduce_sum(tf.square(samples - mean[:, None]), -1)
     logits = -ray_angle * (1 - cosine) - disagreement * distance
     logits += (visibility - 1) * 1e4  # views that do not see the point: none

@@ -33,13 +33,12 @@ def colours_along_rays(context_frames, context_poses, context_field_of_view,
                        query_pose, query_field_of_view, planes, size):
     """The context views' colours at the points of every query pixel's ray
     on `planes`: samples (B, M, size * size * D, 3) (zero where unseen), the
-    visibility (B, M, N) and the unit query rays (B, size, size, 3) with the
-    points (B, N, 3)."""
+    visibility (B, M, N) and the unit query rays (B, size, size, 3)."""
     points, rays = sweep.ray_points(query_pose, query_field_of_view, planes, size)
     x, y, depth = sweep.project(points, context_poses, context_field_of_view)
     visibility = sweep.visible(x, y, depth)
     samples = sweep.sample(tf.cast(context_frames, tf.float32), x, y)
-    return samples * visibility[..., None], visibility, rays, points
+    return samples * visibility[..., None], visibility, rays
 
 
 def plane_sweep(context_frames, context_poses, context_field_of_view, query_pose,
@@ -50,7 +49,7 @@ def plane_sweep(context_frames, context_poses, context_field_of_view, query_pose
     depth gets the mean of the context views (and the far depth)."""
     batch, views, size = context_frames.shape.as_list()[:3]
     planes = sweep.depth_planes(depth_range, num_depths)
-    samples, visibility, _, _ = colours_along_rays(
+    samples, visibility, _ = colours_along_rays(
         context_frames, context_poses, context_field_of_view, query_pose,
         query_field_of_view, planes, size)
     statistics = sweep.view_statistics(samples, visibility)

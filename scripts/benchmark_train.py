@@ -11,6 +11,8 @@ also timed under XLA JIT.
 
     python scripts/benchmark_train.py --configs tiny,small,paper \\
         --precisions float32,bfloat16 --paper_batch_size 4
+    python scripts/benchmark_train.py --configs tiny --precisions bfloat16 \\
+        --compare_hparams colour_path=true      # the colour path's cost
 """
 import os
 import statistics
@@ -29,6 +31,7 @@ from absl import app, flags  # noqa: E402
 from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
 from gqn import hardware  # noqa: E402
+from gqn.cli_flags import parse_hparams  # noqa: E402
 from gqn.estimator import session_config  # noqa: E402
 from gqn.model_fn import model_fn_builder  # noqa: E402
 
@@ -45,6 +48,11 @@ flags.DEFINE_integer("paper_batch_size", 4,
                      "Batch for the paper preset (the paper uses 36; a "
                      "36-example step takes minutes on 2 cores).")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the reference matmuls.")
+flags.DEFINE_integer("batch_size", None, "Batch of every preset (default: each "
+                     "preset's; --paper_batch_size for the paper's).")
+flags.DEFINE_list("hparams", [], "GQNConfig fields (key=value) of every variant.")
+flags.DEFINE_list("compare_hparams", [], "Also time each variant with these fields "
+                  "(key=value) in the same rounds, e.g. colour_path=true.")
 
 
 def _session_config(xla):
@@ -125,8 +133,10 @@ def _variants():
     skipped = set(FLAGS.precisions) - set(precisions)
     if skipped:
         print(f"skipping {sorted(skipped)}: this CPU lacks native bfloat16")
-    return [(p, xla) for p in precisions
-            for xla in ([False, True] if FLAGS.xla else [False])]
+    changes = [{}] + ([parse_hparams(FLAGS.compare_hparams)] if FLAGS.compare_hparams
+                      else [])
+    return [(p, xla, change) for p in precisions
+            for xla in ([False, True] if FLAGS.xla else [False]) for change in changes]
 
 
 def main(_):
@@ -135,14 +145,19 @@ def main(_):
                   if name == "float32" or hardware.cpu_has_bfloat16()}
     header = (f"{'config':<7}{'image':>6}{'L':>3}{'hidden':>7}{'batch':>6}"
               f"{'precision':>10}{'xla':>5}{'s/step':>8}{'ex/s':>7}{'GFLOP/step':>11}"
-              f"{'GFLOP/s':>9}{'of f32 mm':>10}{'of bf16 mm':>11}{'x f32':>7}")
+              f"{'GFLOP/s':>9}{'of f32 mm':>10}{'of bf16 mm':>11}{'x first':>8}  changes")
     print(header)
     rows = []
     for name in FLAGS.configs:
         overrides = {"batch_size": FLAGS.paper_batch_size} if name == "paper" else {}
-        variants = [(gqn_config_lib.preset(name, precision=precision, **overrides), xla)
-                    for precision, xla in _variants()]
-        steps = [train_step(*variant) for variant in variants]
+        if FLAGS.batch_size:
+            overrides["batch_size"] = FLAGS.batch_size
+        overrides.update(parse_hparams(FLAGS.hparams))
+        variants = [(gqn_config_lib.preset(name, precision=precision,
+                                           **{**overrides, **change}), xla,
+                     ",".join(f"{k}={v}" for k, v in change.items()) or "-")
+                    for precision, xla, change in _variants()]
+        steps = [train_step(config, xla) for config, xla, _ in variants]
         # The reference matmuls are timed in the same rounds as the steps.
         seconds = interleaved_medians(steps + list(references.values()),
                                       FLAGS.steps, FLAGS.warmup_steps)
@@ -150,7 +165,7 @@ def main(_):
                  in zip(references.items(), seconds[len(steps):])}
         print(", ".join(f"{ref} matmul {FLAGS.matmul_size}^3: {peak / 1e9:.0f} GFLOP/s"
                         for ref, peak in peaks.items()) + f" (during {name})")
-        for (config, xla), step, duration in zip(variants, steps, seconds):
+        for (config, xla, change), step, duration in zip(variants, steps, seconds):
             step.session.close()
             rate = step.flops / duration
             bf16_share = (f"{rate / peaks['bfloat16']:>10.0%}" if "bfloat16" in peaks
@@ -161,7 +176,7 @@ def main(_):
                         f"{duration:>8.3f}"
                         f"{config.batch_size / duration:>7.1f}{step.flops / 1e9:>11.1f}"
                         f"{rate / 1e9:>9.1f}{rate / peaks['float32']:>9.0%} {bf16_share}"
-                        f"{seconds[0] / duration:>7.2f}")
+                        f"{seconds[0] / duration:>8.2f}  {change}")
             print(rows[-1], flush=True)
     print()
     print(header)
