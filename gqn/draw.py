@@ -156,19 +156,27 @@ COLOUR_PATH_PRIOR = 3.0
 def observation_mean(canvas, config, colours=None):
     """Canvas (B, H, W, C) -> mean image, computed in float32: a 1x1 conv,
     then a sigmoid into [0, 1] unless the config follows the paper's linear
-    mean (config.observation_sigmoid). With the colour path's output
-    (gqn.colour_path.ColourPath), a per-pixel mix of its reprojected image
-    and that image, the mix learnt from the canvas and the path's cues and
-    never more than the share of views that see the pixel's points (a pixel
-    no context view sees is the generator's alone)."""
+    mean (config.observation_sigmoid).
+
+    With the colour path's output (gqn.colour_path.ColourPath): per pixel,
+    its reprojected image corrected by the generator, mixed with the
+    generator's own image. The correction is added, not blended, so the
+    context's sharp detail survives a smooth correction (of exposure, of
+    shading); its gain starts at 0, so an untrained model shows the
+    reprojected context. The mix is learnt from the canvas and the path's
+    cues and never exceeds the share of views that see the pixel's points
+    (a pixel no context view sees is the generator's alone)."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         if colours is None:
             mean = layers.conv2d(canvas, 3, 1, "observation")
             return tf.sigmoid(mean) if config.observation_sigmoid else mean
-        logits = layers.conv2d(tf.concat([canvas, colours.image, colours.cues], -1),
-                               4, 1, "observation_mix")
-        painted = logits[..., :3]
+        outputs = layers.conv2d(tf.concat([canvas, colours.image, colours.cues], -1),
+                                7, 1, "observation_mix")
+        painted = outputs[..., :3]
         if config.observation_sigmoid:
             painted = tf.sigmoid(painted)
-        share = tf.sigmoid(logits[..., 3:] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
-        return share * colours.image + (1 - share) * painted
+        gain = tf.get_variable("correction_gain", [], tf.float32,
+                               initializer=tf.zeros_initializer())
+        corrected = colours.image + gain * tf.tanh(outputs[..., 4:])
+        share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
+        return share * corrected + (1 - share) * painted

@@ -87,8 +87,9 @@ def test_the_scene_is_encoded_once_for_every_unroll(mode):
     colour_samples = [op for op in forward
                       if op.type == "GatherV2" and op.inputs[0].shape.as_list()[-1] == 3]
     assert len(colour_samples) == 4  # the four bilinear corners, once
-    # Each unroll ends in the observation's mix (4 channels: colour, share).
-    observations = [op for op in convolved if op.outputs[0].shape.as_list()[-1] == 4]
+    # Each unroll ends in the observation's mix (7 channels: the generator's
+    # colour, the share, the correction).
+    observations = [op for op in convolved if op.outputs[0].shape.as_list()[-1] == 7]
     assert len(observations) == {MODES.TRAIN: 2, MODES.EVAL: 2, MODES.PREDICT: 3}[mode]
 
 
