@@ -8,8 +8,9 @@ The context is either a test scene from records or your own photos:
         --photos_dir P --poses_csv poses.csv [--scene Scene1]
 
 poses.csv has the converter's manifest columns: scene, image (path under
---photos_dir), x, y, z, yaw, pitch (angles in --angle_unit); --field_of_view
-gives your camera's angle across the photos' short side. The camera flies
+--photos_dir), x, y, z, yaw, pitch (angles in --angle_unit); each photo's
+field of view comes from its EXIF as the converter reads it (or from
+--focal_length_35mm, else a phone's 26 mm is assumed). The camera flies
 along the ring fitted to the context cameras. Writes O/flyaround.gif
 and O/strip.png (context views above, rendered views below). For a set
 converted with held-out views (--holdout_views), the context comes from the
@@ -29,6 +30,7 @@ from data_provider.datasets import get_dataset_info  # noqa: E402
 from data_provider.photo_layouts import read_manifest  # noqa: E402
 from data_provider.photo_preprocess import convert_photo, cropped_field_of_view  # noqa: E402
 from data_provider.scene_arrays import load_scenes  # noqa: E402
+from data_provider.scene_cameras import view_focal  # noqa: E402
 from data_provider.scene_geometry import depth_range_from_cameras  # noqa: E402
 from gqn import cli_flags, images  # noqa: E402
 from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY,  # noqa: E402
@@ -53,8 +55,9 @@ flags.DEFINE_string("poses_csv", None, "Pose CSV: scene, image, x, y, z, yaw, pi
 flags.DEFINE_enum("angle_unit", "degrees", ["degrees", "radians"],
                   "Unit of yaw and pitch in --poses_csv.")
 flags.DEFINE_string("scene", None, "Scene name in --poses_csv (default: the first).")
-flags.DEFINE_float("field_of_view", None, "With --photos_dir: degrees your camera "
-                   "sees across the photos' short side (records state their own).")
+flags.DEFINE_float("focal_length_35mm", None, "With --photos_dir: your camera's "
+                   "35 mm-equivalent focal length, where the photos' EXIF does "
+                   "not state it (records state their own field of view).")
 flags.DEFINE_integer("num_frames", 24, "Views along the ring.")
 flags.DEFINE_integer("strip_frames", 8, "Rendered views shown in strip.png.")
 flags.DEFINE_integer("seed", 0, "Noise seed (shared by every frame, so the "
@@ -87,15 +90,12 @@ def context_from_records(image_size, context_size):
 
 
 def context_from_photos(image_size):
-    if FLAGS.field_of_view is None:
-        raise ValueError("--photos_dir needs --field_of_view: the degrees your "
-                         "camera sees across the photos' short side")
     rows = read_manifest(FLAGS.poses_csv, FLAGS.angle_unit)
     scene = FLAGS.scene or rows[0][1]
     chosen = [(image, pose) for _, name, image, pose in rows if name == scene]
     if not chosen:
         raise ValueError(f"scene {scene!r} is not in {FLAGS.poses_csv}")
-    frames = []
+    frames, angles, sources = [], [], set()
     for image, _ in chosen:
         path = os.path.join(FLAGS.photos_dir, image)
         if not os.path.isfile(path):
@@ -104,10 +104,15 @@ def context_from_photos(image_size):
         with open(path, "rb") as handle:
             photo = convert_photo(image, handle.read(), image_size)
         frames.append(photo.pixels.astype(np.float32) / 255.0)
+        focal = view_focal(None, photo, FLAGS.focal_length_35mm)
+        angles.append(np.radians(cropped_field_of_view(
+            focal.short_side_degrees(photo.photo_size), image_size)))
+        sources.add(focal.source)
     raw_poses = np.stack([pose for _, pose in chosen])
-    angle = np.radians(cropped_field_of_view(FLAGS.field_of_view, image_size))
+    print(f"field of view of the frames: {np.degrees(np.mean(angles)):.2f} deg "
+          f"({'; '.join(sorted(sources))})")
     return {"context_frames": np.stack(frames), "context_poses": raw_poses,
-            CONTEXT_FIELD_OF_VIEW_KEY: np.full(len(frames), angle, np.float32),
+            CONTEXT_FIELD_OF_VIEW_KEY: np.float32(angles),
             DEPTH_RANGE_KEY: np.float32(depth_range_from_cameras(raw_poses[:, :3]))}
 
 

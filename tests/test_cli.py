@@ -16,7 +16,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from data_provider import synthetic
+from data_provider import record_writer, synthetic
+from data_provider.photo_preprocess import cropped_field_of_view
 from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.scene_arrays import load_scenes
 from gqn import hardware, objective
@@ -184,6 +185,35 @@ def test_export_matches_the_predictor(pretrained, workspace):
             features, seeds)[:, 0]
         gap = np.abs(in_bfloat16 - expected)
         assert 0 < gap.mean() < 0.01, gap.mean()
+
+
+def test_render_from_photos_reads_their_field_of_view_from_exif(pretrained, tmp_path):
+    """Photos with a pose CSV: each frame's angle is read from its EXIF, as
+    the converter reads it (the generator's 45 degrees, cropped to the
+    square frame), and without EXIF the labelled assumption is said."""
+    model_dir, _, _ = pretrained
+    scene, poses = synthetic.make_scene("rooms", 0, "test", 0, 1, 4)
+    views = synthetic.render(scene, poses, 96, 72)
+    rows = ["scene,image,x,y,z,yaw,pitch"]
+    for index, (view, pose) in enumerate(zip(views, poses)):
+        name = f"view{index}.jpg"
+        exif = synthetic.photo_exif((96, 72), scene.fov_y) if index < 3 else None
+        (tmp_path / name).write_bytes(record_writer.encode_jpeg(view, exif=exif))
+        rows.append(f"room,{name}," + ",".join(f"{value:.6f}" for value in pose))
+    (tmp_path / "poses.csv").write_text("\n".join(rows[:4]) + "\n")
+    result = assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir,
+                               "--output_dir", tmp_path / "out", "--photos_dir", tmp_path,
+                               "--poses_csv", tmp_path / "poses.csv",
+                               "--angle_unit", "radians", "--num_frames", "3"))
+    expected = cropped_field_of_view(synthetic.FIELD_OF_VIEW_DEGREES, 16)
+    assert f"field of view of the frames: {expected:.2f} deg (EXIF FocalLength" in result.stdout
+    assert (tmp_path / "out" / "strip.png").exists()
+    (tmp_path / "poses.csv").write_text("\n".join(rows[:1] + rows[4:]) + "\n")
+    result = assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir,
+                               "--output_dir", tmp_path / "out2", "--photos_dir", tmp_path,
+                               "--poses_csv", tmp_path / "poses.csv",
+                               "--angle_unit", "radians", "--num_frames", "3"))
+    assert "assumed: a phone main camera" in result.stdout
 
 
 def test_render_writes_gif_and_strip(pretrained, workspace):
