@@ -39,6 +39,8 @@ flags.DEFINE_string("precision", "bfloat16", "Compute precision (float32 where t
                     "CPU lacks bfloat16).")
 flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
                      "among this many nearest views (train_gqn_draw.py's flag).")
+flags.DEFINE_list("finetune_flags", [], "Extra flags of the fine-tuning only, e.g. "
+                  "--adversarial_weight=5,--feature_matching_weight=10 (sharpening).")
 flags.DEFINE_list("hparams", [], "GQNConfig fields (key=value) of the pretrained "
                   "and the from-scratch model, e.g. sweep_depths=16.")
 
@@ -72,7 +74,8 @@ def main(_):
              *(["--context_pool", FLAGS.context_pool] if FLAGS.context_pool else [])]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
-          finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision)
+          finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision,
+          *FLAGS.finetune_flags)
     stage("5: the same from scratch", "train_gqn_draw.py", *train, "--model_dir",
           scratch, *model_flags)
     evaluation = os.path.join(out, "eval")
