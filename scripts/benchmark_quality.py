@@ -1,11 +1,11 @@
-"""How good are the imagined views? Three variants on the same data and the
-same fine-tuning steps, evaluated on held-out still lifes along the way:
+"""How good are the imagined views? Variants on the same data and the same
+fine-tuning steps, evaluated on held-out still lifes along the way:
 
 - scratch:   trained from scratch on the still lifes;
 - finetuned: pretrained on rooms, then fine-tuned on the still lifes;
-- sharpened: the same fine-tuning with the discriminator's adversarial and
-             feature-matching terms (--adversarial_weight,
-             --feature_matching_weight).
+- sharpened: (--variants ...,sharpened) the same fine-tuning with the
+             discriminator's adversarial and feature-matching terms
+             (--adversarial_weight, --feature_matching_weight).
 
 Every evaluation renders the same held-out scenes from the prior with the
 same noise and reports PSNR, PSNR on the fruit alone (the generator's object
@@ -15,17 +15,18 @@ gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the three
 baselines that need no training (the mean and the nearest context view, and
 the plane sweep over the context).
 
-    python scripts/benchmark_quality.py --output_dir quality        # ~30 min on 2 cores
-    python scripts/benchmark_quality.py --output_dir q --minutes 10 --seed 1
+    python scripts/benchmark_quality.py --output_dir quality        # 64 px, ~30 min on 2 cores
+    python scripts/benchmark_quality.py --output_dir q --seed 1 --img_size 32
 
 Writes DIR/quality.json ({"data_dir", "dataset", "image_size", "models":
 {variant: model_dir}, "metrics": {variant: {step: {metric: value}}},
 "baselines": {name: {metric: value}}, ...}), DIR/curves.png (PSNR, fruit
 PSNR and sharpness against fine-tuning step, baselines as lines) and
 DIR/grid.png (the same scenes by every variant, side by side), and prints a
-table of the last evaluation. Step counts scale with --minutes (measured on
-this project's 2 shared cores: 30 minutes give 1,500 pretraining and 1,200
-fine-tuning steps per variant; seed 0 took 26.7 minutes alone).
+table of the last evaluation. Step counts scale with --minutes and with
+the pixels per image (measured on this project's 2 cores: at 32 px, 30
+minutes give 1,500 pretraining and 1,200 fine-tuning steps per variant;
+a 64 px step costs about 4 times a 32 px one, so 64 px gets a quarter).
 """
 import json
 import os
@@ -58,9 +59,10 @@ flags.DEFINE_string("data_dir", None, "Use these records instead of generating: 
                     "<data_dir>/rooms and <data_dir>/still_life (the generator's "
                     "layout, with object masks in the test split).")
 flags.DEFINE_integer("seed", 0, "Data, view-draw, weight and noise seed.")
-flags.DEFINE_integer("img_size", 32, "Image side.")
+flags.DEFINE_integer("img_size", 64, "Image side (64: the product's).")
 flags.DEFINE_string("preset", "tiny", "Model size preset.")
-flags.DEFINE_list("variants", ["scratch", "finetuned", "sharpened"], "Variants to train.")
+flags.DEFINE_list("variants", ["scratch", "finetuned"], "Variants to train "
+                  "(scratch, finetuned, sharpened).")
 flags.DEFINE_float("adversarial_weight", 5.0, "The sharpened variant's GAN weight.")
 flags.DEFINE_float("feature_matching_weight", 10.0, "The sharpened variant's "
                    "feature-matching weight.")
@@ -72,8 +74,10 @@ flags.DEFINE_integer("evaluations", 4, "Evaluations along the fine-tuning.")
 flags.DEFINE_integer("eval_scenes", 40, "Held-out still lifes evaluated.")
 flags.mark_flag_as_required("output_dir")
 
+# Steps per minute of budget at 32 px; a step's cost grows with the pixels.
 PRETRAIN_STEPS_PER_MINUTE = 1500 / 30
 FINETUNE_STEPS_PER_MINUTE = 1200 / 30
+BUDGET_IMAGE_SIZE = 32
 ROOM_SCENES, STILL_LIFE_SCENES = 800, 400
 GRID_SCENES = 8
 CURVES = (("psnr", "PSNR (dB)"), ("fruit_psnr", "PSNR on the fruit (dB)"),
@@ -191,8 +195,9 @@ def main(_):
         print(f"[{time.time() - started:5.0f} s] {text}", flush=True)
 
     root = data_root(output_dir)
-    pretrain_steps = max(1, round(FLAGS.minutes * PRETRAIN_STEPS_PER_MINUTE))
-    finetune_steps = max(FLAGS.evaluations, round(FLAGS.minutes * FINETUNE_STEPS_PER_MINUTE))
+    minutes = FLAGS.minutes * (BUDGET_IMAGE_SIZE / FLAGS.img_size) ** 2
+    pretrain_steps = max(1, round(minutes * PRETRAIN_STEPS_PER_MINUTE))
+    finetune_steps = max(FLAGS.evaluations, round(minutes * FINETUNE_STEPS_PER_MINUTE))
     config = base_config(finetune_steps)
     log(f"data in {root}; {pretrain_steps} pretraining and {finetune_steps} "
         f"fine-tuning steps, {FLAGS.preset} preset, {FLAGS.img_size} px, "
