@@ -48,8 +48,9 @@ flags.DEFINE_integer("eval_every", 0, "Evaluate on the test split every this "
 flags.DEFINE_integer("eval_steps", 10, "Batches per evaluation.")
 flags.DEFINE_boolean("skip_eval", False, "Do not evaluate (e.g. no test split).")
 flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
-                     "among this many views nearest to it (default: twice the "
-                     "context size; a large number draws from every view). "
+                     "among this many views nearest to it (default: the context "
+                     "size, the nearest views; a larger pool varies the draws, "
+                     "a large number draws from every view). "
                      "Evaluation takes the nearest context views.")
 flags.DEFINE_boolean("debug", False, "Also write target / reconstruction / "
                      "generation image summaries.")

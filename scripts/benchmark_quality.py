@@ -36,7 +36,6 @@ from gqn import startup
 
 startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
-import matplotlib
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 
@@ -47,9 +46,7 @@ from gqn import config as gqn_config_lib
 from gqn import estimator, evaluation, hardware, images, training
 from gqn.cli_flags import parse_hparams
 from gqn.predictor import Predictor
-
-matplotlib.use("Agg")
-from matplotlib import pyplot  # noqa: E402  (after choosing the file backend)
+from scripts.curves import plot_curves
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where data, models, quality.json, "
@@ -158,33 +155,6 @@ def run_variant(name, config, root, models, pretrained, finetune_steps, scenes, 
     return model_dir, curve, generated
 
 
-def plot_curves(result, path):
-    figure, axes = pyplot.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 4))
-    for axis, (metric, title) in zip(axes, CURVES):
-        for variant, curve in result["metrics"].items():
-            steps = sorted(curve, key=int)
-            axis.plot([int(s) for s in steps], [curve[s][metric] for s in steps],
-                      marker="o", label=variant)
-        for (baseline, values), style in zip(result["baselines"].items(),
-                                             ("--", ":", "-.")):
-            if metric in values:
-                axis.axhline(values[metric], color="grey", linestyle=style,
-                             label=f"baseline: {baseline.replace('_', ' ')}")
-        if metric == "sharpness":
-            axis.axhline(1.0, color="black", linewidth=0.5)
-        axis.set_title(title)
-        axis.set_xlabel("fine-tuning step")
-        axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    figure.suptitle(f"{result['num_scenes']} held-out still lifes, {result['image_size']} px,"
-                    f" seed {result['seed']}")
-    figure.tight_layout()
-    temporary = path + ".partial.png"
-    figure.savefig(temporary, dpi=90)
-    pyplot.close(figure)
-    os.replace(temporary, path)
-
-
 def main(_):
     tf.logging.set_verbosity(tf.logging.ERROR)
     started = time.time()
@@ -227,7 +197,9 @@ def main(_):
         result["metrics"][name] = {str(step): values for step, values in curve.items()}
     result["seconds"] = time.time() - started
     evaluation.write_json(result, os.path.join(output_dir, "quality.json"))
-    plot_curves(result, os.path.join(output_dir, "curves.png"))
+    plot_curves(result["metrics"], result["baselines"], CURVES,
+                f"{result['num_scenes']} held-out still lifes, {result['image_size']} px, "
+                f"seed {result['seed']}", os.path.join(output_dir, "curves.png"))
     shown = range(min(GRID_SCENES, len(scenes["target"])))
     grid = images.grid([[scenes["context_frames"][i][0], scenes["target"][i]]
                         + [generated[name][i] for name in FLAGS.variants] for i in shown],

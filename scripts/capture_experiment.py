@@ -20,7 +20,10 @@ import os
 
 from absl import app, flags
 
+from scripts.curves import plot_curves
 from scripts.stages import REPO, run_stage
+
+CURVES = (("psnr", "PSNR (dB)"), ("sharpness", "sharpness (1 = as sharp as the truth)"))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("photos", os.path.join(REPO, "..", "shared", "data", "real", "apple"),
@@ -39,6 +42,9 @@ flags.DEFINE_string("precision", "bfloat16", "Compute precision (float32 where t
                     "CPU lacks bfloat16).")
 flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
                      "among this many nearest views (train_gqn_draw.py's flag).")
+flags.DEFINE_integer("evaluations", 3, "Evaluate the fine-tuned model this many "
+                     "times along its fine-tuning (curves.png: PSNR and sharpness "
+                     "against step, beside the baselines).")
 flags.DEFINE_list("finetune_flags", [], "Extra flags of the fine-tuning only, e.g. "
                   "--adversarial_weight=5,--feature_matching_weight=10 (sharpening).")
 flags.DEFINE_list("hparams", [], "GQNConfig fields (key=value) of the pretrained "
@@ -67,27 +73,44 @@ def main(_):
           "--name", "capture", "--poses", "sfm", "--holdout_views", FLAGS.holdout_views,
           "--context_size", FLAGS.context_size, "--image_size", FLAGS.img_size,
           "--overwrite")
-    train = ["--data_dir", data, "--dataset", "capture", "--max_steps",
-             FLAGS.finetune_steps, "--save_checkpoints_steps", FLAGS.finetune_steps,
-             "--log_every_steps", 50, "--eval_steps", 1, "--batch_size", 8,
-             "--anneal_steps", FLAGS.finetune_steps,
+    train = ["--data_dir", data, "--dataset", "capture", "--log_every_steps", 50,
+             "--eval_steps", 1, "--batch_size", 8, "--anneal_steps", FLAGS.finetune_steps,
              *(["--context_pool", FLAGS.context_pool] if FLAGS.context_pool else [])]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
-    stage("4: fine-tune on the capture", "train_gqn_draw.py", *train, "--model_dir",
-          finetuned, "--warm_start_from", pretrained, "--precision", FLAGS.precision,
-          *FLAGS.finetune_flags)
-    stage("5: the same from scratch", "train_gqn_draw.py", *train, "--model_dir",
-          scratch, *model_flags)
     evaluation = os.path.join(out, "eval")
+    curve = {}
+    for point in range(1, FLAGS.evaluations + 1):
+        steps = round(FLAGS.finetune_steps * point / FLAGS.evaluations)
+        stage(f"4: fine-tune on the capture, to step {steps}", "train_gqn_draw.py",
+              *train, "--max_steps", steps, "--save_checkpoints_steps", steps,
+              "--model_dir", finetuned, "--warm_start_from", pretrained,
+              "--precision", FLAGS.precision, *FLAGS.finetune_flags)
+        if point < FLAGS.evaluations:
+            at_step = os.path.join(evaluation, f"step_{steps}")
+            stage(f"4: evaluate at step {steps}", "eval_gqn.py", "--data_dir", data,
+                  "--dataset", "capture", "--model_dir", finetuned, "--output_dir",
+                  at_step, "--num_scenes", FLAGS.holdout_views)
+            curve[steps] = _means(_metrics(at_step)["model"])
+    stage("5: the same from scratch", "train_gqn_draw.py", *train, "--model_dir",
+          scratch, "--max_steps", FLAGS.finetune_steps, "--save_checkpoints_steps",
+          FLAGS.finetune_steps, *model_flags)
     stage("6: evaluate the held-out views", "eval_gqn.py", "--data_dir", data,
           "--dataset", "capture", "--model_dir", finetuned, "--compare_model_dir",
           scratch, "--output_dir", evaluation, "--num_scenes", FLAGS.holdout_views)
+    metrics = _metrics(evaluation)
+    curve[FLAGS.finetune_steps] = _means(metrics["model"])
+    pictures = []
+    if FLAGS.evaluations > 1:
+        pictures.append(os.path.join(out, "curves.png"))
+        plot_curves({"fine-tuned": curve},
+                    {name: _means(values) for name, values in metrics["baselines"].items()},
+                    CURVES, f"{metrics['num_scenes']} held-out views of "
+                    f"{os.path.basename(os.path.normpath(FLAGS.photos))}, "
+                    f"{FLAGS.img_size} px", pictures[0])
     render = os.path.join(out, "render")
     stage("7: render", "scripts/render.py", "--model_dir", finetuned, "--data_dir", data,
           "--dataset", "capture", "--output_dir", render)
 
-    with open(os.path.join(evaluation, "metrics.json")) as handle:
-        metrics = json.load(handle)
     rows = [("fine-tuned", metrics["model"]), ("from scratch", metrics["compare_model"]),
             *[(f"baseline {name}", values) for name, values in metrics["baselines"].items()]]
     print(f"\n=== {metrics['num_scenes']} held-out views of {FLAGS.photos}")
@@ -99,8 +122,17 @@ def main(_):
     print("\npictures:")
     for path in [os.path.join(data, "capture", "preview.png"),
                  os.path.join(evaluation, "grid.png"), os.path.join(render, "strip.png"),
-                 os.path.join(render, "flyaround.gif")]:
+                 os.path.join(render, "flyaround.gif"), *pictures]:
         print(f"  {path}")
+
+
+def _metrics(evaluation_dir):
+    with open(os.path.join(evaluation_dir, "metrics.json")) as handle:
+        return json.load(handle)
+
+
+def _means(summary):
+    return {name: values["mean"] for name, values in summary.items()}
 
 
 if __name__ == "__main__":

@@ -113,3 +113,12 @@ def test_a_config_saved_before_the_depth_range_came_from_the_data_still_loads():
     loaded = GQNConfig.from_json(json.dumps(saved))
     assert loaded == preset("tiny", field_of_view=40.43)
     assert not hasattr(loaded, "sweep_near")
+
+
+def test_a_preset_with_another_representation_drops_the_colour_path():
+    """The small presets' colour path reads the sweep's depth scores: asking
+    them for the tower turns it off, asking for both is refused."""
+    assert preset("tiny").colour_path
+    assert not preset("tiny", representation="tower").colour_path
+    with pytest.raises(ValueError, match="colour_path needs the sweep"):
+        preset("tiny", representation="tower", colour_path=True)
