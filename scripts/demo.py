@@ -37,8 +37,8 @@ flags.DEFINE_integer("num_still_life_scenes", 400, "Generated still-life scenes 
 flags.DEFINE_string("preset", "tiny", "Model size preset (tiny, small, paper).")
 flags.DEFINE_integer("img_size", 32, "Image side for every stage.")
 flags.DEFINE_integer("batch_size", 16, "Training batch size.")
-flags.DEFINE_integer("pretrain_steps", 1500, "Pretraining steps.")
-flags.DEFINE_integer("finetune_steps", 600, "Fine-tuning steps (and the same "
+flags.DEFINE_integer("pretrain_steps", 1000, "Pretraining steps.")
+flags.DEFINE_integer("finetune_steps", 400, "Fine-tuning steps (and the same "
                      "for the from-scratch comparison).")
 flags.DEFINE_string("precision", "bfloat16", "Compute precision of the networks "
                     "(falls back to float32, saying so, where the CPU lacks bfloat16).")
