@@ -16,7 +16,7 @@ keyed by (seed, example position), so it happens per example and an eval pass
 with a seed is repeatable whatever the parallelism.
 
 The context is the query's neighbourhood: the views nearest to the query
-camera (position and direction, `camera_distances`). Training draws the
+camera (position and direction, `gqn.poses.camera_distances`). Training draws the
 query at random and the context at random among its `context_pool`
 nearest views (by default just the `context_size` nearest, the choice
 evaluation makes: on the apple capture a pool of 5 gave 22.1 dB on the
@@ -65,7 +65,7 @@ import numpy as np
 from data_provider import datasets, scene_geometry
 from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY,
                        QUERY_FIELD_OF_VIEW_KEY, TARGET_MASK_KEY)
-from gqn.poses import POSE_DIM, RAW_POSE_DIM, camera_axes, encode_poses
+from gqn.poses import POSE_DIM, RAW_POSE_DIM, camera_distances, encode_poses
 
 MODES = ("train", "test")
 # Records whose dataset states no field of view (an older converted set)
@@ -257,18 +257,6 @@ def _drop_corrupt(checked):
         lambda named, is_valid, num_skipped: named)
 
 
-def camera_distances(encoded_poses):
-    """(N, N) how far apart N cameras (7-d poses) are, for choosing a
-    query's context: the distance between their centres over the scene's
-    mean camera distance from the object (so the scale of the poses does not
-    matter) plus 1 - the cosine between their viewing directions."""
-    positions = encoded_poses[:, :3]
-    forward = camera_axes(encoded_poses)[0]
-    scale = tf.maximum(tf.reduce_mean(tf.norm(positions, axis=-1)), 1e-6)
-    apart = tf.norm(positions[:, None] - positions[None], axis=-1) / scale
-    return apart + 1 - tf.reduce_sum(forward[:, None] * forward[None], axis=-1)
-
-
 def nearest_views(distances, count):
     """Indices of the `count` smallest `distances` (ties: lower index)."""
     return tf.math.top_k(-distances, count).indices
@@ -345,11 +333,12 @@ class _ExampleParser:
         if self.held_out:  # held-out view `query`; context among the others
             pool = num_views - self.held_out
             target = pool + tf.cast(query, tf.int32)
-            context = nearest_views(camera_distances(poses)[target, :pool],
-                                    self.context_size)
+            context = nearest_views(
+                camera_distances(poses[target][None], poses[:pool])[0],
+                self.context_size)
             return tf.concat([context, [target]], axis=0)
         target = tf.argmax(scores, output_type=tf.int32)
-        distances = camera_distances(poses)[target]
+        distances = camera_distances(poses[target][None], poses)[0]
         distances += tf.one_hot(target, num_views, on_value=np.inf)  # not itself
         if not self.training:
             context = nearest_views(distances, self.context_size)

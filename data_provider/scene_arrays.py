@@ -1,12 +1,20 @@
 """Scenes as NumPy arrays: a fixed, seeded set of test scenes for
 evaluation and rendering (which look at whole scenes rather than stream
-batches), and random arrays of a config's shapes for tests and benchmarks
-that need inputs but not pictures."""
+batches), the context each rendered pose takes from a scene's views, and
+random arrays of a config's shapes for tests and benchmarks that need
+inputs but not pictures."""
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from data_provider.gqn_tfr_provider import gqn_input_fn
 from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
+from gqn.poses import camera_distances_np, encode_poses_np
+
+# A scene's views as rendering holds them: the per-view context features
+# (poses raw, (M, 5)) and the scene's depth range.
+SCENE_VIEW_KEYS = ("context_frames", "context_poses", CONTEXT_FIELD_OF_VIEW_KEY,
+                   DEPTH_RANGE_KEY)
+PER_VIEW_KEYS = SCENE_VIEW_KEYS[:3]
 
 
 def load_scenes(dataset_name, root, context_size, num_scenes, image_size=None,
@@ -33,6 +41,21 @@ def load_scenes(dataset_name, root, context_size, num_scenes, image_size=None,
         raise ValueError(f"no {mode} scenes in {root}/{dataset_name}")
     return {key: np.concatenate([batch[key] for batch in batches])
             for key in batches[0]}
+
+
+def nearest_contexts(views, raw_poses, context_size):
+    """Features of one example per raw query pose (N, 5): as context the
+    `context_size` of a scene's `views` (SCENE_VIEW_KEYS) nearest to that
+    pose by the reader's rule (gqn.poses.camera_distances), and as the query
+    camera's field of view their mean."""
+    distances = camera_distances_np(encode_poses_np(raw_poses),
+                                    encode_poses_np(views["context_poses"]))
+    chosen = np.argsort(distances, axis=1, kind="stable")[:, :context_size]
+    features = {key: views[key][chosen] for key in PER_VIEW_KEYS}
+    features[DEPTH_RANGE_KEY] = np.repeat(views[DEPTH_RANGE_KEY][None], len(raw_poses), 0)
+    features["query_pose"] = np.asarray(raw_poses, np.float32)
+    features[QUERY_FIELD_OF_VIEW_KEY] = features[CONTEXT_FIELD_OF_VIEW_KEY].mean(axis=1)
+    return features
 
 
 def random_inputs(config, num_examples, seed=0):

@@ -27,7 +27,9 @@ def _encode_with(ops, raw):
 
 
 _NUMPY_OPS = types.SimpleNamespace(concat=np.concatenate, sin=np.sin, cos=np.cos,
-                                   stack=np.stack, zeros_like=np.zeros_like)
+                                   stack=np.stack, zeros_like=np.zeros_like,
+                                   norm=np.linalg.norm, reduce_mean=np.mean,
+                                   reduce_sum=np.sum, maximum=np.maximum)
 
 
 def encode_poses(raw):
@@ -77,6 +79,31 @@ def camera_axes(encoded):
 def camera_axes_np(encoded):
     """NumPy twin of camera_axes."""
     return _camera_axes_with(_NUMPY_OPS, np.asarray(encoded))
+
+
+def _camera_distances_with(ops, queries, candidates):
+    """(Q, N) how far query cameras (Q, 7) are from candidate cameras
+    (N, 7), for choosing a query's context: the distance between their
+    centres over the candidates' mean distance from the object (so the
+    scale of the poses does not matter) plus 1 - the cosine between their
+    viewing directions."""
+    scale = ops.maximum(ops.reduce_mean(ops.norm(candidates[:, :3], axis=-1)), 1e-6)
+    apart = ops.norm(queries[:, None, :3] - candidates[None, :, :3], axis=-1) / scale
+    facing = (_camera_axes_with(ops, queries)[0][:, None]
+              * _camera_axes_with(ops, candidates)[0][None])
+    return apart + 1 - ops.reduce_sum(facing, axis=-1)
+
+
+def camera_distances(queries, candidates):
+    """Graph-mode camera distances (Q, N) of encoded poses (Q, 7), (N, 7)."""
+    return _camera_distances_with(tf, tf.cast(queries, tf.float32),
+                                  tf.cast(candidates, tf.float32))
+
+
+def camera_distances_np(queries, candidates):
+    """NumPy twin of camera_distances."""
+    return _camera_distances_with(_NUMPY_OPS, np.asarray(queries, np.float64),
+                                  np.asarray(candidates, np.float64))
 
 
 def image_plane_offsets(size, half_extent):

@@ -39,7 +39,8 @@ def _worth_showing(line):
     """Progress and results, not TensorFlow's chatter."""
     keys = ("step ", "eval at step", "wrote", "error", "SavedModel", "scenes",
             "photos", "metrics", "grid", "fly-around", "strip", "±", "baseline",
-            "elbo", "preview", "pairing", "lacks", "poses", "roll", "held out")
+            "elbo", "preview", "pairing", "lacks", "poses", "roll", "held out",
+            "registered", "cameras", "field of view")
     noise = ("tensorflow/core", "cuda", "WARNING", "Instructions", "INFO:tensorflow",
              "global_step/sec", "%|")
     return any(key in line for key in keys) and not any(n in line for n in noise)

@@ -17,6 +17,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from data_provider import record_writer, synthetic
+from data_provider.datasets import get_dataset_info
 from data_provider.photo_preprocess import cropped_field_of_view
 from data_provider.fruit_stills import ConversionOptions, convert
 from data_provider.scene_arrays import load_scenes
@@ -224,11 +225,13 @@ def test_render_writes_gif_and_strip(pretrained, workspace):
     gif = Image.open(output / "flyaround.gif")
     assert gif.n_frames == 6
     strip = np.asarray(Image.open(output / "strip.png").convert("L"))
-    # row labels (64 px), then 6 rendered views of 16 px shown at 4x, 2 px gaps
-    assert strip.shape == (2 * 66 + 2, 64 + 6 * 66 + 2)
-    labels, first_context_view = strip[:, :64], strip[2:66, 66:130]
-    assert labels.min() < 128  # "context" / "rendered" drawn in dark ink
-    assert first_context_view.std() > 0
+    # row labels (64 px), then the scene's views (every one but the test
+    # query's) above 6 rendered views, 16 px shown at 4x, 2 px gaps
+    scene_views = get_dataset_info("rooms", str(workspace / "data")).min_views - 1
+    assert strip.shape == (2 * 66 + 2, 64 + max(6, scene_views) * 66 + 2)
+    labels, first_scene_view = strip[:, :64], strip[2:66, 66:130]
+    assert labels.min() < 128  # "views" / "rendered" drawn in dark ink
+    assert first_scene_view.std() > 0
 
 
 def test_held_out_views_are_evaluated_and_rendered_with_no_further_flags(
@@ -248,7 +251,7 @@ def test_held_out_views_are_evaluated_and_rendered_with_no_further_flags(
     assert_ok(run_cli("scripts/render.py", "--model_dir", model_dir, "--output_dir",
                       tmp_path / "render", *data, "--num_frames", "6"))
     strip = np.asarray(Image.open(tmp_path / "render" / "strip.png").convert("L"))
-    # context, rendered ring, held-out photos, rendered at their poses
+    # the scene's views, rendered ring, held-out photos, rendered at their poses
     assert strip.shape[0] == 4 * 66 + 2
     held_out_photo = strip[2 + 2 * 66:2 + 2 * 66 + 64, 66:130]
     assert held_out_photo.std() > 5

@@ -12,8 +12,9 @@ from data_provider import record_writer, scene_geometry, synthetic
 from data_provider.datasets import get_dataset_info
 from data_provider.gqn_tfr_provider import (START_STEP_KEY, count_scenes, gqn_input_fn,
                                             stream_seed)
+from data_provider.scene_arrays import SCENE_VIEW_KEYS, load_scenes, nearest_contexts
 from gqn import poses as poses_lib
-from gqn.poses import encode_poses_np
+from gqn.poses import decode_poses_np, encode_poses_np
 
 REAL_ROOT = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gqn-datasets"
 REAL_FILE = REAL_ROOT / "shepard_metzler_5_parts" / "test" / "001-of-100.tfrecord"
@@ -559,6 +560,43 @@ def test_held_out_queries_take_their_nearest_training_views(tmp_path):
     for features, labels in train:
         context, query, _ = coded_views(features, labels)
         assert context.max() < 9 and query.max() < 9
+
+
+def test_rendering_gives_a_held_out_pose_the_context_evaluation_gives_it(tmp_path):
+    """scripts/render.py holds a scene's training views and picks, for each
+    pose it renders, the nearest context_size of them: at the held-out
+    poses exactly the views the reader's test examples carry, the nearest
+    by the rule."""
+    cameras = write_ring_dataset(tmp_path, "ring", 12, holdout_views=3)
+    asked = load_scenes("ring", str(tmp_path), 4, 3)
+    every_view = load_scenes("ring", str(tmp_path), 8, 1)  # the most a test example has
+    views = {key: every_view[key][0] for key in SCENE_VIEW_KEYS}
+    views["context_poses"] = decode_poses_np(views["context_poses"])
+    features = nearest_contexts(views, decode_poses_np(asked["query_pose"]), 4)
+    rendered, _, _ = coded_views(features, asked["target"])
+    evaluated, query, scene = coded_views(asked, asked["target"])
+    shown, _, shown_scene = coded_views({"context_frames": views["context_frames"][None]},
+                                        every_view["target"][:1])
+    assert set(scene) == set(shown_scene)  # one scene's held-out queries
+    for example in range(3):
+        assert sorted(rendered[example]) == sorted(evaluated[example])
+        assert sorted(rendered[example]) == nearest_by_rule(
+            cameras[scene[example]], query[example], range(9), 4)
+    np.testing.assert_allclose(features["query_field_of_view"],
+                               features["context_field_of_view"].mean(axis=1))
+    assert len(set(shown[0])) == 8 and set(shown[0]) <= set(range(9))
+
+
+def test_camera_distances_agree_in_numpy_and_tensorflow():
+    rng = np.random.RandomState(0)
+    raw = np.concatenate([rng.uniform(-2, 2, (7, 3)), rng.uniform(-3, 3, (7, 2))], axis=1)
+    encoded = encode_poses_np(raw)
+    with tf.Graph().as_default(), tf.Session() as session:
+        in_graph = session.run(poses_lib.camera_distances(encoded[:3], encoded))
+    in_numpy = poses_lib.camera_distances_np(encoded[:3], encoded)
+    np.testing.assert_allclose(in_graph, in_numpy, atol=1e-5)
+    np.testing.assert_allclose(np.diag(in_numpy[:, :3]), 0, atol=1e-5)  # each from itself
+    assert (in_numpy[:, 3:] > 0).all()
 
 
 def test_records_state_each_views_field_of_view_and_the_depth_range(tmp_path):
