@@ -64,6 +64,11 @@ def _atomic_save(path, save):
     os.close(handle)
     try:
         save(temporary)
+        # mkstemp makes the file private (0600); a picture is for sharing,
+        # so it gets the permissions any new file would (0644 under umask 022).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         os.remove(temporary)
