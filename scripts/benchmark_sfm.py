@@ -20,15 +20,18 @@ import shutil
 import tempfile
 import time
 
-import numpy as np
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
-from absl import app, flags
+from gqn import startup
 
-from data_provider import generated_captures, record_writer
-from data_provider.camera_poses import sfm
-from data_provider.camera_poses.frame import similarity_fit
-from data_provider.camera_poses.intrinsics import Focal
-from gqn.poses import viewing_direction
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from data_provider import generated_captures, record_writer  # noqa: E402
+from data_provider.camera_poses import sfm  # noqa: E402
+from data_provider.camera_poses.frame import similarity_fit  # noqa: E402
+from data_provider.camera_poses.intrinsics import Focal  # noqa: E402
+from gqn.poses import viewing_direction  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPLE = os.path.join(REPO, "..", "shared", "data", "real", "apple")

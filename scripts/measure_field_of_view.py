@@ -38,19 +38,23 @@ import json
 import os
 from typing import Optional
 
-import gqn  # noqa: F401  (first: keeps TensorFlow's start-up log quiet)
-import matplotlib
-import numpy as np
-import tensorflow.compat.v1 as tf
-from absl import flags
-from PIL import Image
-from tqdm import tqdm
+from gqn import startup
 
-from data_provider import record_writer, synthetic
-from data_provider.datasets import get_dataset_info
-from data_provider.gqn_tfr_provider import list_shard_files
-from gqn import cli_flags, images
-from gqn.poses import RAW_POSE_DIM, camera_axes_np, encode_poses_np, image_plane_offsets
+startup.quiet_tensorflow_log()  # before TensorFlow is imported
+
+import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+from absl import flags  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data_provider import record_writer, synthetic  # noqa: E402
+from data_provider.datasets import get_dataset_info  # noqa: E402
+from data_provider.gqn_tfr_provider import list_shard_files  # noqa: E402
+from gqn import cli_flags, images  # noqa: E402
+from gqn.poses import (RAW_POSE_DIM, camera_axes_np, encode_poses_np,  # noqa: E402
+                       image_plane_offsets)
 
 matplotlib.use("Agg")
 from matplotlib import pyplot  # noqa: E402  (after choosing the file backend)

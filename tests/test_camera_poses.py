@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_provider.camera_poses import colmap_model, intrinsics, transforms_json
+from data_provider.camera_poses import colmap_model, transforms_json
 from data_provider.camera_poses.frame import (
     DEFAULT_RADIUS, CameraSet, nearest_point_to_axes, normalise_cameras,
     similarity_fit, similarity_residual)

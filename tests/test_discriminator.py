@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from gqn import cli_flags, discriminator, hardware, model
+from gqn import cli_flags, discriminator, hardware
 from gqn.config import GQNConfig
 from gqn.model_fn import SHARPENING_SCALARS, TRAIN_SCALARS, model_fn_builder
 from gqn.optimization import trainable_variables
