@@ -57,7 +57,9 @@ def grid(rows, column_labels=None, scale=1, gap=2, row_labels=None):
     return canvas
 
 
-def _atomic_save(path, save):
+def save_atomically(path, save):
+    """Runs save(temporary path) and moves the file to `path`: a reader never
+    sees half a picture, and a failed save leaves nothing behind."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=folder)
@@ -77,7 +79,7 @@ def _atomic_save(path, save):
 
 
 def save_png(image, path):
-    return _atomic_save(path, lambda target: image.save(target, format="PNG"))
+    return save_atomically(path, lambda target: image.save(target, format="PNG"))
 
 
 def save_gif(frames, path, scale=1, frame_seconds=0.12):
@@ -86,6 +88,6 @@ def save_gif(frames, path, scale=1, frame_seconds=0.12):
     if scale != 1:
         pictures = [p.resize((p.width * scale, p.height * scale), Image.NEAREST)
                     for p in pictures]
-    return _atomic_save(path, lambda target: pictures[0].save(
+    return save_atomically(path, lambda target: pictures[0].save(
         target, format="GIF", save_all=True, append_images=pictures[1:],
         duration=int(frame_seconds * 1000), loop=0))

@@ -1,12 +1,12 @@
 """Quality against training step, beside the training-free baselines: the
 picture the quality benchmark and the capture experiment draw (matplotlib,
 a well-kept plotting library, rather than axes drawn by hand)."""
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib import pyplot  # noqa: E402  (after choosing the file backend)
+
+from gqn.images import save_atomically  # noqa: E402
 
 BASELINE_STYLES = ("--", ":", "-.")
 
@@ -35,7 +35,7 @@ def plot_curves(curves, baselines, panels, title, path):
     axes[0][0].legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = path + ".partial.png"
-    figure.savefig(temporary, dpi=90)
-    pyplot.close(figure)
-    os.replace(temporary, path)
+    try:
+        save_atomically(path, lambda target: figure.savefig(target, dpi=90, format="png"))
+    finally:
+        pyplot.close(figure)
