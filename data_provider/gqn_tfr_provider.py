@@ -16,14 +16,14 @@ keyed by (seed, example position), so it happens per example and an eval pass
 with a seed is repeatable whatever the parallelism.
 
 The context is the query's neighbourhood: the views nearest to the query
-camera (position and direction, `gqn.poses.camera_distances`). Training draws the
-query at random and the context at random among its `context_pool`
-nearest views (by default just the `context_size` nearest, the choice
-evaluation makes: on the apple capture a pool of 5 gave 22.1 dB on the
-held-out views, 7 gave 21.7, 10 gave 21.5 and 16 gave 20.7; the draws
-still vary with the query). Image-based renderers choose their source
-views the same way: a far view of a walk-around capture shows the object's
-other side.
+camera (position and direction, `gqn.poses.camera_distances`). Training
+draws the query at random and the context at random among its
+`context_pool` nearest views (by default just the `context_size`
+nearest, the choice evaluation makes: on the apple capture a pool of 5
+gave 22.1 dB on the held-out views, 7 gave 21.7, 10 gave 21.5 and 16 gave
+20.7; the draws still vary with the query). Image-based renderers choose
+their source views the same way: a far view of a walk-around capture
+shows the object's other side.
 
 The field of view and the depth range come from the records
 (data_provider.scene_geometry); records without them (DeepMind's) take the
