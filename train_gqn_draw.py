@@ -140,9 +140,12 @@ def main(_):
     warm_start = None
     if FLAGS.warm_start_from and not resumed:
         checkpoint = resolve_checkpoint(FLAGS.warm_start_from)
-        names = check_warm_start(checkpoint, config, FLAGS.warm_start_vars)
+        names, fresh = check_warm_start(checkpoint, config, FLAGS.warm_start_vars)
         logging.info("warm start: %d weights from %s", len(names), checkpoint)
-        warm_start = estimator.warm_start_settings(checkpoint, FLAGS.warm_start_vars)
+        if fresh:
+            logging.warning("the checkpoint predates %s: starting from their "
+                            "initial values", ", ".join(fresh))
+        warm_start = estimator.warm_start_settings(checkpoint, names)
 
     train_input = eval_input = None
     if FLAGS.data_dir is not None:  # reader errors before anything is written

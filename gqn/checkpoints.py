@@ -11,6 +11,12 @@ import tensorflow.compat.v1 as tf
 from gqn import model
 
 
+# Weights a checkpoint may lack: the colour path's blend weights start from
+# designed values (gqn.colour_path.INITIAL_WEIGHTS), so a model pretrained
+# before one of them existed still warm-starts, that one from its start.
+STARTS_FRESH_REGEX = "^gqn/colour_path/"
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing or does not fit the model."""
 
@@ -58,14 +64,18 @@ def model_variable_shapes(config):
 
 def check_warm_start(checkpoint, config, variables_regex):
     """Raises CheckpointError unless every model weight matching
-    `variables_regex` is in `checkpoint` with the same shape."""
+    `variables_regex` is in `checkpoint` with the same shape, or is missing
+    from it and may start fresh (STARTS_FRESH_REGEX). Returns the names to
+    copy and the names that start fresh."""
     wanted = {name: shape for name, shape in model_variable_shapes(config).items()
               if re.match(variables_regex, name)}
     if not wanted:
         raise CheckpointError(f"--warm_start_vars {variables_regex!r} matches no "
                               "model weight")
     stored = dict(tf.train.list_variables(checkpoint))
-    missing = sorted(name for name in wanted if name not in stored)
+    fresh = sorted(name for name in wanted
+                   if name not in stored and re.match(STARTS_FRESH_REGEX, name))
+    missing = sorted(name for name in wanted if name not in stored and name not in fresh)
     mismatched = sorted(
         f"{name}: model {wanted[name]} vs checkpoint {stored[name]}"
         for name in wanted
@@ -75,5 +85,5 @@ def check_warm_start(checkpoint, config, variables_regex):
         lines += [f"  missing: {name}" for name in missing]
         lines += [f"  shape:   {line}" for line in mismatched]
         raise CheckpointError("\n".join(lines))
-    return sorted(wanted)
+    return sorted(set(wanted) - set(fresh)), fresh
 

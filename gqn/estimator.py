@@ -9,6 +9,7 @@ under a plain tf.estimator.Estimator with RunConfig(train_distribute=...):
 here are always global batches; each replica or TPU core gets an equal share.
 """
 import multiprocessing
+import re
 import threading
 
 import tensorflow.compat.v1 as tf
@@ -102,11 +103,15 @@ def make_run_config(model_dir, use_tpu=False, tpu_cluster_resolver=None,
             per_host_input_for_training=per_host))
 
 
-def warm_start_settings(checkpoint, variables_regex=MODEL_VARIABLES_REGEX):
-    """Initialise the variables matching `variables_regex` from `checkpoint`
-    (a checkpoint path or a model_dir)."""
+def warm_start_settings(checkpoint, variables=MODEL_VARIABLES_REGEX):
+    """Initialise from `checkpoint` (a checkpoint path or a model_dir) the
+    trainable variables matching `variables`, a regex, or exactly the
+    variables of a list of names (their optimizer slots not: ':' ends the
+    name)."""
+    if not isinstance(variables, str):
+        variables = [re.escape(name) + ":" for name in variables]
     return tf.estimator.WarmStartSettings(ckpt_to_initialize_from=checkpoint,
-                                          vars_to_warm_start=variables_regex)
+                                          vars_to_warm_start=variables)
 
 
 def make_estimator(gqn_config, run_config, use_tpu=False, eval_batch_size=None,

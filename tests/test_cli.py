@@ -118,6 +118,47 @@ def test_warm_start_from_mismatched_model_lists_the_variables(pretrained, worksp
     assert not os.path.exists(target / "model.ckpt-0.index")
 
 
+def _checkpoint_without(source, dropped, prefix):
+    """A copy of `source`'s newest checkpoint without the variables `dropped`,
+    as a checkpoint written before they existed would be."""
+    reader = tf.train.load_checkpoint(str(source))
+    with tf.Graph().as_default():
+        kept = {name: tf.Variable(reader.get_tensor(name))
+                for name in reader.get_variable_to_shape_map() if name not in dropped}
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            tf.train.Saver(kept).save(session, str(prefix))
+    return prefix
+
+
+def test_warm_start_from_a_checkpoint_older_than_a_colour_path_weight(pretrained, workspace):
+    """A colour-path blend weight the checkpoint lacks starts from its
+    designed value (raw 0), said in the log; every other weight is copied.
+    A missing network weight is still refused."""
+    source, _, _ = pretrained
+    new_weight = "gqn/colour_path/correlation"
+    older = _checkpoint_without(source, {new_weight}, workspace / "older" / "model.ckpt-6")
+    target = workspace / "from_older"
+    result = assert_ok(run_cli(TRAIN, *rooms_flags(workspace), *TINY_MODEL_FLAGS,
+                               "--model_dir", target, "--warm_start_from", older,
+                               "--max_steps", "1", "--save_checkpoints_steps", "100",
+                               "--skip_eval"))
+    assert f"predates {new_weight}" in result.stderr
+    start = tf.train.load_checkpoint(str(target / "model.ckpt-0"))
+    assert start.get_tensor(new_weight) == 0.0
+    source_reader = tf.train.load_checkpoint(str(source))
+    for name in ("gqn/colour_path/ray_angle", "gqn/draw/prior/kernel"):
+        np.testing.assert_array_equal(start.get_tensor(name), source_reader.get_tensor(name))
+    assert not source_reader.get_tensor("gqn/colour_path/ray_angle") == 0.0  # trained
+
+    older = _checkpoint_without(source, {"gqn/draw/prior/kernel"},
+                                workspace / "no_prior" / "model.ckpt-6")
+    result = run_cli(TRAIN, *rooms_flags(workspace), *TINY_MODEL_FLAGS,
+                     "--model_dir", workspace / "refused", "--warm_start_from", older,
+                     "--max_steps", "1")
+    assert_refused(result, "does not fit this model", "missing: gqn/draw/prior/kernel")
+
+
 def test_warm_start_from_missing_checkpoint(workspace):
     result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", workspace / "x",
                      *TINY_MODEL_FLAGS, "--warm_start_from", workspace / "nowhere")
