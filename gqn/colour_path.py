@@ -10,9 +10,10 @@ projected into the context views and their colours sampled there. Per
 point the views are blended with weights learnt from how close each view's
 ray is to the query's (a near ray sees the same side of the surface) and
 how well the view agrees with the others; per pixel the planes are weighed
-by a softmax of the sweep's depth scores (upsampled from the latent grid)
-and of the views' colour agreement at full resolution (averaged over 3x3
-pixels). What comes out is an image and the cues that say how far to trust
+by a softmax of the sweep's depth scores (upsampled from the latent grid),
+of the views' colour agreement at full resolution (averaged over 3x3
+pixels) and of how well their 3x3 patches correlate (which, unlike the
+colour agreement, a phone's per-frame exposure does not upset). What comes out is an image and the cues that say how far to trust
 it (the share of views that see the chosen points, their colour variance,
 how sure the depth is); the observation (gqn.draw.observation_mean) mixes
 it per pixel with the generator's image, which paints what the context does
@@ -40,11 +41,13 @@ CUE_CHANNELS = 3
 # query's ray, 1 - cos, in the views' blend (views 10 degrees apart differ by
 # 1.5 in logit); of a view's squared colour distance from the views' mean;
 # and in the depth scores, of the sweep's scores, of the colour variance
-# (relative to its spread over depth) and of the share of views that do not
-# see a point. Chosen on generated walk-arounds of textured still lifes
-# (docs/benchmarks.md), not on the real capture they are measured on.
+# (relative to its spread over depth), of the share of views that do not
+# see a point and of the patch correlation. The first five were chosen on
+# generated walk-arounds of textured still lifes, not on the real capture
+# they are measured on; the correlation's weight on the apple capture and
+# generated still lifes together (training-free, docs/benchmarks.md).
 INITIAL_WEIGHTS = {"ray_angle": 100.0, "disagreement": 10.0, "sweep_scores": 1.0,
-                   "colour_variance": 5.0, "unseen": 20.0}
+                   "colour_variance": 5.0, "unseen": 20.0, "correlation": 10.0}
 # Each weight is INITIAL_WEIGHTS * exp(LOG_RATE * raw), raw starting at 0:
 # Adam's steps of about the learning rate in raw then change a weight by a
 # few percent per hundred steps, so a short fine-tuning can move it several
@@ -53,6 +56,14 @@ LOG_RATE = 10.0
 # The colour variance (summed over the channels) of views that agree up to
 # JPEG and resampling noise, about 2 grey levels in each channel.
 NOISE_VARIANCE = 3 * (2 / 255) ** 2
+# Side in pixels of the windows over which the views' colours are compared
+# (averaged variance, patch correlation).
+WINDOW = 3
+# Added to the product of two windows' brightness variances before the
+# correlation divides by its root: windows whose brightness varies by less
+# than about 14 grey levels (flat colour, noise) score near 0 rather than
+# a correlation of noise.
+TEXTURE_FLOOR = 1e-5
 
 
 def _positive_weight(name):
@@ -82,6 +93,45 @@ def _ray_cosines(context_poses, query_pose, rays, planes):
     return tf.reshape(cosine, [batch, apart.shape.as_list()[1], -1])
 
 
+def _window_mean(values):
+    """The mean over each pixel's WINDOW x WINDOW neighbourhood of (N, H, W,
+    D) values, per plane (the planes are channels here)."""
+    return tf.nn.avg_pool2d(values, WINDOW, 1, "SAME")
+
+
+def _patch_correlation(samples, visibility, grid):
+    """(B, H, W, D): per pixel and plane, the normalised cross-correlation
+    between each view's brightness over the window around the pixel (on the
+    plane) and the mean brightness of the other views there, averaged over
+    the views that see the whole window (0 where none does). It is what
+    multi-view stereo compares: unlike the colour variance it ignores how
+    exposure and white balance differ between views (a phone sets them per
+    frame) and follows texture; a flat window has none and scores 0, leaving
+    the depth to the other cues. The other views, not all of them: a view
+    correlates with any mean that contains it, so one view's edge among
+    flat ones would score at every depth."""
+    batch, views = samples.shape.as_list()[:2]
+    per_view = [batch, views] + grid[1:]
+
+    def window_mean(values):
+        flat = tf.reshape(values, [batch * views] + grid[1:])
+        return tf.reshape(_window_mean(flat), per_view)
+
+    brightness = tf.reshape(tf.reduce_mean(samples, -1), per_view)
+    seen = tf.reshape(visibility, per_view)
+    others = ((tf.reduce_sum(brightness, 1, keepdims=True) - brightness)
+              / tf.maximum(tf.reduce_sum(seen, 1, keepdims=True) - seen, 1.0))
+    brightness_mean, others_mean = window_mean(brightness), window_mean(others)
+    covariance = window_mean(brightness * others) - brightness_mean * others_mean
+    brightness_variance = tf.nn.relu(window_mean(tf.square(brightness))
+                                     - tf.square(brightness_mean))
+    others_variance = tf.nn.relu(window_mean(tf.square(others)) - tf.square(others_mean))
+    correlation = covariance * tf.math.rsqrt(brightness_variance * others_variance + TEXTURE_FLOOR)
+    whole = tf.cast(window_mean(seen) > 0.999, tf.float32)
+    return (tf.reduce_sum(correlation * whole, 1)
+            / tf.maximum(tf.reduce_sum(whole, 1), 1.0))
+
+
 def colour_path(context_frames, context_poses, context_field_of_view, query_pose,
                 query_field_of_view, sweep_output):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
@@ -91,8 +141,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     planes = sweep_output.planes
     depths = planes.shape.as_list()[1]
     with tf.variable_scope("colour_path", reuse=tf.AUTO_REUSE):
-        ray_angle, disagreement, sweep_scores, colour_variance, unseen = (
-            _positive_weight(name) for name in INITIAL_WEIGHTS)
+        (ray_angle, disagreement, sweep_scores, colour_variance, unseen,
+         correlation) = (_positive_weight(name) for name in INITIAL_WEIGHTS)
     samples, visibility, rays = plane_sweep.colours_along_rays(
         context_frames, context_poses, context_field_of_view, query_pose,
         query_field_of_view, planes, size)
@@ -110,7 +160,7 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     grid = [batch, size, size, depths]
     upsampled = tf.image.resize_bilinear(sweep_output.depth_logits, [size, size],
                                          half_pixel_centers=True)
-    agreement = tf.nn.avg_pool2d(tf.reshape(variance, grid), 3, 1, "SAME")
+    agreement = _window_mean(tf.reshape(variance, grid))
     # Relative to the spread over the ray's depths (textures differ in
     # contrast, the depth where the views agree best does not), but not
     # below the spread of image noise: on a flat colour every depth agrees,
@@ -118,7 +168,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     mean, spread = tf.nn.moments(agreement, axes=[3], keepdims=True)
     agreement = (agreement - mean) / (tf.sqrt(spread) + NOISE_VARIANCE)
     scores = (sweep_scores * upsampled - colour_variance * agreement
-              - unseen * (1 - tf.reshape(seen_share, grid)))
+              - unseen * (1 - tf.reshape(seen_share, grid))
+              + correlation * _patch_correlation(samples, visibility, grid))
     weights = tf.nn.softmax(scores, axis=-1)  # (B, H, W, D)
     image = tf.reduce_sum(weights[..., None] * tf.reshape(blended, grid + [3]), axis=3)
     cues = tf.stack([tf.reduce_sum(weights * tf.reshape(seen_share, grid), -1),
