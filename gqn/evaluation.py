@@ -124,12 +124,16 @@ def plane_sweep_views(scenes, batch_size=8):
     return np.concatenate(views)
 
 
+def baseline_views(scenes):
+    """{baseline name: its views of `scenes` (N, H, W, 3)}."""
+    return {"nearest_context": nearest_context_views(scenes),
+            "context_mean": scenes["context_frames"].mean(axis=1),
+            "plane_sweep": plane_sweep_views(scenes)}
+
+
 def evaluate_baselines(scenes, metrics):
-    answers = {"nearest_context": nearest_context_views(scenes),
-               "context_mean": scenes["context_frames"].mean(axis=1),
-               "plane_sweep": plane_sweep_views(scenes)}
     return {name: metrics(scenes["target"], answer, scenes.get(TARGET_MASK_KEY))
-            for name, answer in answers.items()}
+            for name, answer in baseline_views(scenes).items()}
 
 
 def scene_grid(scenes, renderings, scale):

@@ -104,9 +104,8 @@ def main(_):
     scenes = load_scenes(FLAGS.dataset, FLAGS.data_dir, FLAGS.context_size, FLAGS.num_scenes)
     size = scenes["target"].shape[1]
     metrics = evaluation.ImageMetrics(size)
-    answers = {"baseline: nearest context view": evaluation.nearest_context_views(scenes),
-               "baseline: mean context view": scenes["context_frames"].mean(axis=1),
-               "baseline: plane sweep": evaluation.plane_sweep_views(scenes)}
+    answers = {f"baseline: {name}": views
+               for name, views in evaluation.baseline_views(scenes).items()}
     with tf.Graph().as_default():
         answers.update(render(scenes, variants))
     width = max(len(label) for label in answers)
