@@ -14,6 +14,10 @@ from tests.test_learning import rendered_batch
 from tests.tiny import tiny_config
 
 STEPS = 15
+# The initial weights' seed: fixed, so every run compares the precisions
+# from the same start (with random starts, one run in the whole suite went
+# to 0.59% against bfloat16's 0.5% bound; from seeds 0-3, 0.01-0.07%).
+INITIAL_SEED = 0
 
 
 def _train_losses(config, initial_checkpoint, steps=STEPS, save_initial=False,
@@ -23,6 +27,7 @@ def _train_losses(config, initial_checkpoint, steps=STEPS, save_initial=False,
     `with_loss_scale`: also the float16 loss scale each step used."""
     features, target = rendered_batch(config, config.batch_size)
     with tf.Graph().as_default():
+        tf.set_random_seed(INITIAL_SEED)  # the initial weights, when saved
         spec = model_fn_builder(config)(
             {k: tf.constant(v) for k, v in features.items()}, tf.constant(target),
             tf.estimator.ModeKeys.TRAIN, {"batch_size": config.batch_size},
@@ -35,7 +40,6 @@ def _train_losses(config, initial_checkpoint, steps=STEPS, save_initial=False,
         saver = tf.train.Saver(tf.global_variables())
         with tf.Session() as session:
             if save_initial:
-                tf.set_random_seed(0)
                 session.run(tf.global_variables_initializer())
                 saver.save(session, initial_checkpoint)
             else:
