@@ -101,7 +101,11 @@ def main(_):
     variants = {"colour path, starting weights": {}}
     for text in FLAGS.weights:
         variants[f"colour path, {text}"] = parse_variant(text)
-    scenes = load_scenes(FLAGS.dataset, FLAGS.data_dir, FLAGS.context_size, FLAGS.num_scenes)
+    try:
+        scenes = load_scenes(FLAGS.dataset, FLAGS.data_dir, FLAGS.context_size,
+                             FLAGS.num_scenes)
+    except (ValueError, FileNotFoundError) as error:  # no records, unknown set
+        raise SystemExit(f"error: {error}") from None
     size = scenes["target"].shape[1]
     metrics = evaluation.ImageMetrics(size)
     answers = {f"baseline: {name}": views
