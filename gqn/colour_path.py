@@ -13,9 +13,10 @@ how well the view agrees with the others; per pixel the planes are weighed
 by a softmax of the sweep's depth scores (upsampled from the latent grid),
 of the views' colour agreement at full resolution (averaged over 3x3
 pixels) and of how well their 3x3 patches correlate (which, unlike the
-colour agreement, a phone's per-frame exposure does not upset). What comes out is an image and the cues that say how far to trust
-it (the share of views that see the chosen points, their colour variance,
-how sure the depth is); the observation (gqn.draw.observation_mean) mixes
+colour agreement, a phone's per-frame exposure does not upset). What comes
+out is an image and the cues that say how far to trust it (the share of
+views that see the chosen points, their colour variance, how sure the
+depth is); the observation (gqn.draw.observation_mean) mixes
 it per pixel with the generator's image, which paints what the context does
 not show.
 

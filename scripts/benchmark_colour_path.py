@@ -58,7 +58,7 @@ def parse_variant(text):
         except ValueError:
             raise app.UsageError(f"--weights {text!r}: {value!r} is not a number") from None
         if variant[name] < 0:
-            raise app.UsageError(f"--weights {text!r}: weights are positive")
+            raise app.UsageError(f"--weights {text!r}: a weight cannot be negative")
     return variant
 
 
