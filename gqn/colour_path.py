@@ -57,9 +57,6 @@ LOG_RATE = 10.0
 # The colour variance (summed over the channels) of views that agree up to
 # JPEG and resampling noise, about 2 grey levels in each channel.
 NOISE_VARIANCE = 3 * (2 / 255) ** 2
-# Side in pixels of the windows over which the views' colours are compared
-# (averaged variance, patch correlation).
-WINDOW = 3
 # Added to the product of two windows' brightness variances before the
 # correlation divides by its root: windows whose brightness varies by less
 # than about 14 grey levels (flat colour, noise) score near 0 rather than
@@ -94,12 +91,6 @@ def _ray_cosines(context_poses, query_pose, rays, planes):
     return tf.reshape(cosine, [batch, apart.shape.as_list()[1], -1])
 
 
-def _window_mean(values):
-    """The mean over each pixel's WINDOW x WINDOW neighbourhood of (N, H, W,
-    D) values, per plane (the planes are channels here)."""
-    return tf.nn.avg_pool2d(values, WINDOW, 1, "SAME")
-
-
 def _patch_correlation(samples, visibility, grid):
     """(B, H, W, D): per pixel and plane, the normalised cross-correlation
     between each view's brightness over the window around the pixel (on the
@@ -116,7 +107,7 @@ def _patch_correlation(samples, visibility, grid):
 
     def window_mean(values):
         flat = tf.reshape(values, [batch * views] + grid[1:])
-        return tf.reshape(_window_mean(flat), per_view)
+        return tf.reshape(sweep.window_mean(flat), per_view)
 
     brightness = tf.reshape(tf.reduce_mean(samples, -1), per_view)
     seen = tf.reshape(visibility, per_view)
@@ -161,7 +152,7 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     grid = [batch, size, size, depths]
     upsampled = tf.image.resize_bilinear(sweep_output.depth_logits, [size, size],
                                          half_pixel_centers=True)
-    agreement = _window_mean(tf.reshape(variance, grid))
+    agreement = sweep.window_mean(tf.reshape(variance, grid))
     # Relative to the spread over the ray's depths (textures differ in
     # contrast, the depth where the views agree best does not), but not
     # below the spread of image noise: on a flat colour every depth agrees,

@@ -4,8 +4,8 @@ Training-free. For each pixel of the query view it walks the pixel's ray
 over planes facing the query camera, projects each point into the context
 views and samples their colours; where a surface is, the views that see it
 agree, so it keeps the depth where their colours vary least (the variance
-averaged over a 3x3 window of pixels, so that one pixel's noise does not
-decide) and paints their mean colour there. On a textured capture with
+averaged over a 3x3 window of pixels, gqn.sweep.WINDOW, so that one pixel's
+noise does not decide) and paints their mean colour there. On a textured capture with
 near views it is sharp and right wherever the geometry is; a model that
 loses to it has not learnt the scene (evaluation reports it beside the
 nearest context view and the context mean).
@@ -60,8 +60,8 @@ def plane_sweep(context_frames, context_poses, context_field_of_view, query_pose
     checked = tf.reshape(count >= MIN_VIEWS, [batch, size, size, num_depths])
     # Unchecked points take part in the window's mean as the worst value.
     worst = tf.reduce_max(variance) + 1.0
-    cost = tf.nn.avg_pool2d(tf.where(checked, variance, tf.fill(tf.shape(variance), worst)),
-                            3, 1, "SAME")
+    cost = sweep.window_mean(tf.where(checked, variance,
+                                      tf.fill(tf.shape(variance), worst)))
     cost = tf.where(checked, cost, tf.fill(tf.shape(cost), worst + 1.0))
     best = tf.one_hot(tf.argmin(cost, axis=-1), num_depths)
     painted = tf.reduce_sum(best[..., None] * mean, axis=3)

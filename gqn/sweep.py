@@ -130,6 +130,18 @@ def view_statistics(samples, visibility):
     return tf.concat([mean, variance, count / samples.shape.as_list()[1]], -1)
 
 
+# Side in pixels of the windows over which the views' colours are compared
+# (the plane-sweep baseline's cost; the colour path's variance and patch
+# correlation): one pixel's noise does not decide a depth.
+WINDOW = 3
+
+
+def window_mean(values):
+    """The mean over each pixel's WINDOW x WINDOW neighbourhood of (N, H, W,
+    D) values, per plane (the planes are channels here)."""
+    return tf.nn.avg_pool2d(values, WINDOW, 1, "SAME")
+
+
 def view_features(frames, channels):
     """Per-view features (N, H/2, W/2, channels) of frames (N, H, W, 3). The
     stride-2 layer's 2x2 kernel covers pixels 2i and 2i + 1 exactly, so a
