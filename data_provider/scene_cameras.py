@@ -115,7 +115,8 @@ def depth_range(raw_poses, points, angles_degrees):
                 & (np.abs(np.einsum("cpk,ck->cp", offsets, up)) <= reach))
         if seen.any():
             seen_points = int(seen.any(axis=0).sum())
-            return (scene_geometry.depth_range_from_depths(depths[seen]),
+            return (scene_geometry.depth_range_from_depths(
+                        depths[seen], scene_geometry.SFM_POINT_PERCENTILES),
                     f"depths of the {seen_points} 3-D points the frames see")
     return scene_geometry.depth_range_from_cameras(raw_poses[:, :3]), DEPTH_FROM_CAMERAS
 

@@ -353,7 +353,8 @@ def surface_depth_range(scene, raw_poses):
     forward = camera_axes_np(encode_poses_np(raw_poses))[0]
     along_axis = np.einsum("nk,nk->n", dirs,
                            np.repeat(forward, _DEPTH_PROBE_SIZE ** 2, axis=0))
-    return scene_geometry.depth_range_from_depths(distances * along_axis)
+    return scene_geometry.depth_range_from_depths(distances * along_axis,
+                                                  scene_geometry.SURFACE_PERCENTILES)
 
 
 def _to_uint8(values, views, height, width, supersample):

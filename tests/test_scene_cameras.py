@@ -22,8 +22,24 @@ def test_depth_range_counts_only_the_points_the_frames_see():
     behind = np.stack([np.full(200, -6.0), np.zeros(200), np.zeros(200)], axis=1)
     (near, far), source = scene_cameras.depth_range(
         poses, np.concatenate([seen, beside, behind]), [40.0])
-    assert (near, far) == pytest.approx(scene_geometry.depth_range_from_depths(depths))
+    assert (near, far) == pytest.approx(scene_geometry.depth_range_from_depths(
+        depths, scene_geometry.SFM_POINT_PERCENTILES))
     assert source == "depths of the 200 3-D points the frames see"
+
+
+def test_far_plane_of_points_ignores_the_background_past_the_object():
+    """An SfM model's object and table (92% of the points, 1-1.5 deep) and
+    the background seen past them (8%, 4-5 deep): the points' far plane
+    stays near the object, while rendered surfaces, all of them scene,
+    keep their far wall inside the range."""
+    rng = np.random.RandomState(1)
+    depths = np.concatenate([rng.uniform(1.0, 1.5, 920), rng.uniform(4.0, 5.0, 80)])
+    near, far = scene_geometry.depth_range_from_depths(
+        depths, scene_geometry.SFM_POINT_PERCENTILES)
+    assert near == pytest.approx(0.8 * np.percentile(depths, 2))
+    assert 1.5 < far < 2.0
+    assert scene_geometry.depth_range_from_depths(
+        depths, scene_geometry.SURFACE_PERCENTILES)[1] > 5.0
 
 
 def test_depth_range_without_seen_points_comes_from_the_cameras():
