@@ -117,7 +117,9 @@ def depth_range(raw_poses, points, angles_degrees):
             seen_points = int(seen.any(axis=0).sum())
             return (scene_geometry.depth_range_from_depths(
                         depths[seen], scene_geometry.SFM_POINT_PERCENTILES),
-                    f"depths of the {seen_points} 3-D points the frames see")
+                    f"depths of the {seen_points} 3-D points the frames see ("
+                    + scene_geometry.depth_range_rule(scene_geometry.SFM_POINT_PERCENTILES)
+                    + ")")
     return scene_geometry.depth_range_from_cameras(raw_poses[:, :3]), DEPTH_FROM_CAMERAS
 
 

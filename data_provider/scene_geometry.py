@@ -52,6 +52,20 @@ _NUMPY_OPS = types.SimpleNamespace(norm=lambda v: np.linalg.norm(v, axis=-1),
                                    stack=np.stack)
 
 
+def depth_range_rule(percentiles):
+    """How depth_range_from_depths sets a range from these percentiles, in
+    words for dataset_info.json (e.g. '2nd-90th percentile, widened 0.8x /
+    1.25x')."""
+    def ordinal(value):
+        text = f"{value:g}"
+        if text.endswith(("11", "12", "13")) or text[-1] not in "123":
+            return text + "th"
+        return text + {"1": "st", "2": "nd", "3": "rd"}[text[-1]]
+
+    low, high = (ordinal(value) for value in percentiles)
+    return f"{low}-{high} percentile, widened {POINT_MARGINS[0]:g}x / {POINT_MARGINS[1]:g}x"
+
+
 def depth_range_from_depths(depths, percentiles):
     """(near, far) of the depths (along the optical axes, > 0) at which
     cameras see a scene's surface points: the `percentiles` (low, high),

@@ -49,8 +49,9 @@ FIELD_OF_VIEW_DEGREES = 45.0
 GENERATED_CAMERAS = dict(
     field_of_view_degrees=FIELD_OF_VIEW_DEGREES,
     field_of_view_source="the generator's camera",
-    depth_range_source="each scene's rendered surface depths (2nd-98th "
-                       "percentile, widened 0.8x / 1.25x), in its record")
+    depth_range_source="each scene's rendered surface depths ("
+                       + scene_geometry.depth_range_rule(scene_geometry.SURFACE_PERCENTILES)
+                       + "), in its record")
 _TWELVE_VIEW_FRACTION = 129 / 235  # scenes 1-129 of the 235 fruit scenes
 
 
