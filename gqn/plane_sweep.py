@@ -5,10 +5,10 @@ over planes facing the query camera, projects each point into the context
 views and samples their colours; where a surface is, the views that see it
 agree, so it keeps the depth where their colours vary least (the variance
 averaged over a 3x3 window of pixels, gqn.sweep.WINDOW, so that one pixel's
-noise does not decide) and paints their mean colour there. On a textured capture with
-near views it is sharp and right wherever the geometry is; a model that
-loses to it has not learnt the scene (evaluation reports it beside the
-nearest context view and the context mean).
+noise does not decide) and paints their mean colour there. On a textured
+capture with near views it is sharp and right wherever the geometry is; a
+model that loses to it has not learnt the scene (evaluation reports it
+beside the nearest context view and the context mean).
 
 It shares the sweep representation's geometry (gqn.sweep): the same rays,
 planes, projection and sampling.

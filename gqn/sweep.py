@@ -41,6 +41,10 @@ from gqn import layers, poses
 
 # Context features are sampled at half the image resolution.
 FEATURE_STRIDE = 2
+# Side in pixels of the windows over which the views' colours are compared
+# (the plane-sweep baseline's cost; the colour path's variance and patch
+# correlation): one pixel's noise does not decide a depth.
+WINDOW = 3
 
 # r on the query's latent grid; per cell, the depth scores (before their
 # softmax) on the planes at `planes` (B, D).
@@ -128,12 +132,6 @@ def view_statistics(samples, visibility):
     variance = (tf.reduce_sum(weight * tf.square(samples - mean[:, None]), axis=1)
                 / tf.maximum(count, 1.0))
     return tf.concat([mean, variance, count / samples.shape.as_list()[1]], -1)
-
-
-# Side in pixels of the windows over which the views' colours are compared
-# (the plane-sweep baseline's cost; the colour path's variance and patch
-# correlation): one pixel's noise does not decide a depth.
-WINDOW = 3
 
 
 def window_mean(values):
