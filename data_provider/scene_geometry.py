@@ -36,7 +36,8 @@ DEPTH_RANGE_KEY = "depth_range"
 # 90th, so that the planes go where the object is; the background is
 # painted at the far plane, where the views' parallax on it is small
 # (docs/benchmarks.md: on the apple's held-out views the plane sweep gains
-# 0.5-0.6 dB, the trained models 0.2-0.9, the 0.2 within a run's spread).
+# 0.5-0.6 dB and the model trained from scratch 0.5-0.9; the fine-tuned
+# model's gain is within a run's spread).
 SURFACE_PERCENTILES = (2.0, 98.0)
 SFM_POINT_PERCENTILES = (2.0, 90.0)
 POINT_MARGINS = (0.8, 1.25)
