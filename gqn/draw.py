@@ -163,9 +163,12 @@ def observation_mean(canvas, config, colours=None):
     generator's own image. The correction is added, not blended, so the
     context's sharp detail survives a smooth correction (of exposure, of
     shading); its gain starts at 0, so an untrained model shows the
-    reprojected context. The mix is learnt from the canvas and the path's
-    cues and never exceeds the share of views that see the pixel's points
-    (a pixel no context view sees is the generator's alone)."""
+    reprojected context. Without config.colour_correction the reprojected
+    image goes in as it is (the mix's correction channels go unused, so a
+    model switches either way with the same variables). The mix is learnt
+    from the canvas and the path's cues and never exceeds the share of
+    views that see the pixel's points (a pixel no context view sees is the
+    generator's alone)."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         if colours is None:
             mean = layers.conv2d(canvas, 3, 1, "observation")
@@ -175,8 +178,10 @@ def observation_mean(canvas, config, colours=None):
         painted = outputs[..., :3]
         if config.observation_sigmoid:
             painted = tf.sigmoid(painted)
-        gain = tf.get_variable("correction_gain", [], tf.float32,
-                               initializer=tf.zeros_initializer())
-        corrected = colours.image + gain * tf.tanh(outputs[..., 4:])
+        corrected = colours.image
+        if config.colour_correction:
+            gain = tf.get_variable("correction_gain", [], tf.float32,
+                                   initializer=tf.zeros_initializer())
+            corrected += gain * tf.tanh(outputs[..., 4:])
         share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
         return share * corrected + (1 - share) * painted

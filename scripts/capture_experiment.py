@@ -23,6 +23,10 @@ from absl import app, flags
 from scripts.curves import plot_curves
 from scripts.stages import REPO, run_stage
 
+# The fine-tuned and the from-scratch model learn one capture from its few
+# views, where the generator's correction of the reprojected context learns
+# those views' detail by heart (gqn.config.GQNConfig.colour_correction).
+CAPTURE_HPARAMS = ["colour_correction=false"]
 CURVES = (("psnr", "PSNR (dB)"), ("sharpness", "sharpness (1 = as sharp as the truth)"))
 
 FLAGS = flags.FLAGS
@@ -48,7 +52,9 @@ flags.DEFINE_integer("evaluations", 3, "Evaluate the fine-tuned model this many 
 flags.DEFINE_list("finetune_flags", [], "Extra flags of the fine-tuning only, e.g. "
                   "--adversarial_weight=5,--feature_matching_weight=10 (sharpening).")
 flags.DEFINE_list("hparams", [], "GQNConfig fields (key=value) of the pretrained "
-                  "and the from-scratch model, e.g. sweep_depths=16.")
+                  "and the from-scratch model, e.g. sweep_depths=16 (the two "
+                  "trained on the capture also get "
+                  f"{','.join(CAPTURE_HPARAMS)}).")
 
 
 def main(_):
@@ -56,8 +62,9 @@ def main(_):
     stage = functools.partial(run_stage, os.path.join(out, "logs"))
     data, models = os.path.join(out, "data"), os.path.join(out, "models")
     model_flags = ["--preset", "tiny", "--img_size", FLAGS.img_size, "--precision",
-                   FLAGS.precision, "--context_size", FLAGS.context_size,
-                   *(["--hparams", ",".join(FLAGS.hparams)] if FLAGS.hparams else [])]
+                   FLAGS.precision, "--context_size", FLAGS.context_size]
+    pretrain_hparams = ["--hparams", ",".join(FLAGS.hparams)] if FLAGS.hparams else []
+    capture_hparams = ["--hparams", ",".join(FLAGS.hparams + CAPTURE_HPARAMS)]
     pretrained = FLAGS.pretrained_model_dir
     if pretrained is None:
         pretrained = os.path.join(models, "pretrained")
@@ -66,6 +73,7 @@ def main(_):
               "--num_test_scenes", 50, "--image_size", FLAGS.img_size, "--overwrite")
         stage("2: pretrain on rooms", "train_gqn_draw.py", "--data_dir", data,
               "--dataset", "rooms", "--model_dir", pretrained, *model_flags,
+              *pretrain_hparams,
               "--max_steps", FLAGS.pretrain_steps, "--anneal_steps", FLAGS.pretrain_steps,
               "--save_checkpoints_steps", FLAGS.pretrain_steps, "--eval_steps", 5)
     stage("3: pose the capture (structure from motion) and convert",
@@ -84,7 +92,8 @@ def main(_):
         stage(f"4: fine-tune on the capture, to step {steps}", "train_gqn_draw.py",
               *train, "--max_steps", steps, "--save_checkpoints_steps", steps,
               "--model_dir", finetuned, "--warm_start_from", pretrained,
-              "--precision", FLAGS.precision, *FLAGS.finetune_flags)
+              "--precision", FLAGS.precision, "--hparams", ",".join(CAPTURE_HPARAMS),
+              *FLAGS.finetune_flags)
         if point < FLAGS.evaluations:
             at_step = os.path.join(evaluation, f"step_{steps}")
             stage(f"4: evaluate at step {steps}", "eval_gqn.py", "--data_dir", data,
@@ -93,7 +102,7 @@ def main(_):
             curve[steps] = _means(_metrics(at_step)["model"])
     stage("5: the same from scratch", "train_gqn_draw.py", *train, "--model_dir",
           scratch, "--max_steps", FLAGS.finetune_steps, "--save_checkpoints_steps",
-          FLAGS.finetune_steps, *model_flags)
+          FLAGS.finetune_steps, *model_flags, *capture_hparams)
     stage("6: evaluate the held-out views", "eval_gqn.py", "--data_dir", data,
           "--dataset", "capture", "--model_dir", finetuned, "--compare_model_dir",
           scratch, "--output_dir", evaluation, "--num_scenes", FLAGS.holdout_views)

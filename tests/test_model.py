@@ -182,6 +182,39 @@ def test_paper_choices_linear_mean_and_no_forget_bias_offset():
         np.testing.assert_allclose(cell, forget_gate, rtol=1e-6)
 
 
+@pytest.mark.parametrize("correction", [True, False])
+def test_colour_correction_channels_reach_the_image_only_when_configured(correction):
+    """With the colour path, the observation's last three mix channels are
+    the generator's correction of the reprojected image: they change the
+    image when config.colour_correction is on (gain set to 0.5), and leave
+    it as it is, and no gain variable in the graph, when it is off."""
+    from gqn.colour_path import CUE_CHANNELS, ColourPath
+    config = tiny_config(colour_correction=correction)
+    rng = np.random.default_rng(0)
+    images = []
+    with tf.Graph().as_default():
+        canvas = tf.constant(rng.normal(size=[2, 4, 4, 5]), tf.float32)
+        colours = ColourPath(
+            tf.constant(rng.uniform(size=[2, 4, 4, 3]), tf.float32),
+            tf.constant(rng.uniform(size=[2, 4, 4, CUE_CHANNELS]), tf.float32))
+        mean = draw.observation_mean(canvas, config, colours)
+        kernel, = [v for v in tf.global_variables() if "observation_mix/kernel" in v.op.name]
+        gains = [v for v in tf.global_variables() if "correction_gain" in v.op.name]
+        assert len(gains) == int(correction)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for gain in gains:
+                session.run(gain.assign(0.5))
+            weights = session.run(kernel)
+            for scale in (0.0, 3.0):
+                changed = weights.copy()
+                changed[..., 4:] = scale * rng.normal(size=changed[..., 4:].shape)
+                session.run(kernel.assign(changed))
+                images.append(session.run(mean))
+    difference = np.abs(images[0] - images[1]).max()
+    assert (difference > 1e-3) if correction else (difference == 0), difference
+
+
 def test_seeded_noise_is_per_example():
     config = tiny_config()
     seeds = tf.constant([7, 8, 7, 9], tf.int64)
