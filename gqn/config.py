@@ -63,7 +63,7 @@ class GQNConfig:
     # With the colour path: the generator may add a correction to the
     # reprojected image (gqn.draw.observation_mean). Off for a single
     # capture: fine-tuned on its own few views, the correction learns their
-    # detail by heart and costs held-out views 0.2-0.7 dB (docs/benchmarks.md).
+    # detail by heart and costs held-out views 0-0.7 dB (docs/benchmarks.md).
     colour_correction: bool = True
     hidden_channels: int = 256
     canvas_channels: int = 256
