@@ -9,7 +9,9 @@ same model trained from scratch.
 
 By default the capture is the real apple in ../shared/data/real/apple and
 the pretrained model is trained here first on generated rooms (as `make
-demo` does). Every stage runs the package's own command line. Prints the
+demo` does); the two models trained on the capture leave out the
+generator's correction of the reprojected context (CAPTURE_HPARAMS). Every
+stage runs the package's own command line. Prints the
 table of the held-out views and where the pictures are (the converter's
 preview with the SfM cameras and points, the evaluation grid, the render
 strip with each held-out photo beside the view rendered at its pose).
