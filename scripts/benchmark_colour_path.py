@@ -10,8 +10,11 @@ beside the evaluation's three baselines and a depth oracle: the views'
 mean colour on the plane whose colour is nearest the target, per pixel. The
 oracle reads the target, so it is no renderer; it is the ceiling of any
 depth choice on these planes and these context views, and the gap below it
-is the depth choice's error. Prints PSNR and sharpness per row (mean and
-per view) and writes colour_path.png: target | each row's image.
+is the depth choice's error. It is not a geometry ceiling: the plane it
+picks is the one whose colour fits, which on the apple a depth prior from
+the SfM points themselves does not approach (docs/benchmarks.md). Prints
+PSNR and sharpness per row (mean and per view) and writes colour_path.png:
+target | each row's image.
 
     python scripts/benchmark_colour_path.py --data_dir capture_output/data \\
         --dataset capture --num_scenes 4 --weights correlation=0
