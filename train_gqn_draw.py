@@ -52,6 +52,12 @@ flags.DEFINE_integer("context_pool", None, "Training draws each query's context 
                      "size, the nearest views; a larger pool varies the draws, "
                      "a large number draws from every view). "
                      "Evaluation takes the nearest context views.")
+flags.DEFINE_boolean("deterministic_input", True, "Keep the training stream's "
+                     "order however its parallel reads finish, so that a run "
+                     "with the same --seed reads the same examples in the same "
+                     "order. --nodeterministic_input takes whichever read "
+                     "finishes first, which can only help where slow storage "
+                     "holds one file up (no faster here: docs/benchmarks.md).")
 flags.DEFINE_boolean("debug", False, "Also write target / reconstruction / "
                      "generation image summaries.")
 flags.DEFINE_string("warm_start_from", None, "Fine-tune: initialise from this "
@@ -152,7 +158,8 @@ def main(_):
         def reader(mode):
             return gqn_input_fn(FLAGS.dataset, FLAGS.data_dir, mode,
                                 config.context_size, image_size=config.image_size,
-                                seed=FLAGS.seed, context_pool=FLAGS.context_pool)
+                                seed=FLAGS.seed, context_pool=FLAGS.context_pool,
+                                deterministic=FLAGS.deterministic_input)
         train_input = reader("train")
         eval_input = None if FLAGS.skip_eval else reader("test")
     if FLAGS.use_tpu and FLAGS.strategy != "none":

@@ -12,8 +12,9 @@ the scene, the last being the query/target, and yields
     labels = [B, H, W, 3]
 
 with static shapes, as (TPU)Estimator wants. The view draw is stateless and
-keyed by (seed, example position), so it happens per example and an eval pass
-with a seed is repeatable whatever the parallelism.
+keyed by (seed, example position), and the stream keeps its order however
+the parallel reads finish, so a pass with a seed is repeatable whatever the
+parallelism (training too, unless `deterministic=False`).
 
 The context is the query's neighbourhood: the views nearest to the query
 camera (position and direction, `gqn.poses.camera_distances`). Training
@@ -107,7 +108,7 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
                  seed=None, repeat=None, shuffle_buffer_size=256,
                  num_parallel_reads=4,
                  num_parallel_calls=tf.data.experimental.AUTOTUNE,
-                 skip_corrupt=False, context_pool=None):
+                 skip_corrupt=False, context_pool=None, deterministic=True):
     """Returns `input_fn(params)` reading `<root>/<dataset_name>/<mode>/`.
 
     Args:
@@ -129,6 +130,11 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
         nearest to the query (default: context_size, the nearest views
         themselves; at least context_size). Evaluation always takes the
         nearest context_size.
+      deterministic: 'train' mode keeps the stream's order however the
+        parallel reads and decodes finish, so that a run with the same
+        seed reads the same examples in the same order. False takes
+        whichever finishes first, which can only help where a slow file
+        would hold the others up; 'test' mode always keeps it.
 
     Raises at build time for an unknown dataset, a missing folder, no record
     files, or a context that does not fit the scenes. Problems inside a record
@@ -195,10 +201,9 @@ def gqn_input_fn(dataset_name, root, mode, context_size, image_size=None,
                           position * num_hosts + host_index]), *element))
         examples = records.map(parser.parse, num_parallel_calls=num_parallel_calls)
         examples = examples.batch(params["batch_size"], drop_remainder=True)
-        # Training may take whichever read or decode finishes first; 'test'
-        # keeps its order. (An option rather than per-op flags: TF 1.15 has it.)
+        # An option rather than per-op flags: TF 1.15 has it.
         options = tf.data.Options()
-        options.experimental_deterministic = not training
+        options.experimental_deterministic = deterministic or not training
         return examples.prefetch(tf.data.experimental.AUTOTUNE).with_options(options)
 
     return input_fn

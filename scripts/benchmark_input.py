@@ -2,8 +2,9 @@
 
 Generates a rooms_ring_camera-like set (10 views of 64x64 per scene) and
 reports the generator's views/s, then the reader's examples/s at the
-training shape (batch 36, context 5) with parallel reads and decoding and
-with everything sequential. Give --root/--dataset to time the reader on an
+training shape (batch 36, context 5) with parallel reads and decoding (in
+the stream's order, as training reads by default, and in whichever order
+they finish, --nodeterministic_input) and with everything sequential. Give --root/--dataset to time the reader on an
 existing set (e.g. a DeepMind download) instead.
 
     python scripts/benchmark_input.py --num_scenes 500
@@ -32,9 +33,10 @@ flags.DEFINE_integer("image_size", 64, "Side of the generated frames.")
 flags.DEFINE_integer("warmup_batches", 10, "Untimed batches first.")
 flags.DEFINE_integer("batches", 60, "Timed batches per configuration.")
 
-READER_SETUPS = {  # label: (files read at once, examples decoded at once)
-    "parallel (4 reads, autotuned decode)": (4, tf.data.experimental.AUTOTUNE),
-    "sequential (1 read, 1 decode)": (1, 1),
+READER_SETUPS = {  # label: (files read at once, examples decoded at once, order kept)
+    "parallel (4 reads, autotuned decode), order kept": (4, tf.data.experimental.AUTOTUNE, True),
+    "parallel, first finished first": (4, tf.data.experimental.AUTOTUNE, False),
+    "sequential (1 read, 1 decode)": (1, 1, True),
 }
 
 
@@ -48,11 +50,12 @@ def time_generator(root, name):
     return (FLAGS.num_scenes + 1) * info.sequence_size / seconds
 
 
-def time_reader(root, name, num_parallel_reads, num_parallel_calls):
+def time_reader(root, name, num_parallel_reads, num_parallel_calls, deterministic):
     """Examples per second out of the input_fn (decoded, batched tensors)."""
     input_fn = gqn_input_fn(name, root, "train", FLAGS.context_size, seed=0,
                             num_parallel_reads=num_parallel_reads,
-                            num_parallel_calls=num_parallel_calls)
+                            num_parallel_calls=num_parallel_calls,
+                            deterministic=deterministic)
     with tf.Graph().as_default():
         batch = tf.data.make_one_shot_iterator(
             input_fn({"batch_size": FLAGS.batch_size})).get_next()
@@ -77,8 +80,8 @@ def main(_):
             rows.append((f"generator: {FLAGS.num_scenes + 1} rooms scenes x 10 "
                          f"views, {FLAGS.image_size}x{FLAGS.image_size}, "
                          f"{os.cpu_count()} workers", f"{views_per_second:,.0f} views/s"))
-        for label, (reads, calls) in READER_SETUPS.items():
-            examples_per_second = time_reader(root, name, reads, calls)
+        for label, setup in READER_SETUPS.items():
+            examples_per_second = time_reader(root, name, *setup)
             rows.append((f"reader {name}, batch {FLAGS.batch_size}, context "
                          f"{FLAGS.context_size}: {label}",
                          f"{examples_per_second:,.0f} examples/s"))

@@ -48,6 +48,9 @@ flags.DEFINE_string("precision", "bfloat16", "Compute precision (float32 where t
                     "CPU lacks bfloat16).")
 flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
                      "among this many nearest views (train_gqn_draw.py's flag).")
+flags.DEFINE_integer("seed", 0, "Seed of the three trainings (view draws, initial "
+                     "weights, noise, the order of the examples). Other seeds "
+                     "show the spread of the results (docs/benchmarks.md).")
 flags.DEFINE_integer("evaluations", 3, "Evaluate the fine-tuned model this many "
                      "times along its fine-tuning (curves.png: PSNR and sharpness "
                      "against step, beside the baselines).")
@@ -75,7 +78,7 @@ def main(_):
               "--num_test_scenes", 50, "--image_size", FLAGS.img_size, "--overwrite")
         stage("2: pretrain on rooms", "train_gqn_draw.py", "--data_dir", data,
               "--dataset", "rooms", "--model_dir", pretrained, *model_flags,
-              *pretrain_hparams,
+              *pretrain_hparams, "--seed", FLAGS.seed,
               "--max_steps", FLAGS.pretrain_steps, "--anneal_steps", FLAGS.pretrain_steps,
               "--save_checkpoints_steps", FLAGS.pretrain_steps, "--eval_steps", 5)
     stage("3: pose the capture (structure from motion) and convert",
@@ -85,6 +88,7 @@ def main(_):
           "--overwrite")
     train = ["--data_dir", data, "--dataset", "capture", "--log_every_steps", 50,
              "--eval_steps", 1, "--batch_size", 8, "--anneal_steps", FLAGS.finetune_steps,
+             "--seed", FLAGS.seed,
              *(["--context_pool", FLAGS.context_pool] if FLAGS.context_pool else [])]
     finetuned, scratch = os.path.join(models, "finetuned"), os.path.join(models, "scratch")
     evaluation = os.path.join(out, "eval")
