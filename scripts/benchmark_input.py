@@ -4,8 +4,9 @@ Generates a rooms_ring_camera-like set (10 views of 64x64 per scene) and
 reports the generator's views/s, then the reader's examples/s at the
 training shape (batch 36, context 5) with parallel reads and decoding (in
 the stream's order, as training reads by default, and in whichever order
-they finish, --nodeterministic_input) and with everything sequential. Give --root/--dataset to time the reader on an
-existing set (e.g. a DeepMind download) instead.
+they finish, --nodeterministic_input) and with everything sequential.
+Give --root/--dataset to time the reader on an existing set (e.g. a
+DeepMind download) instead.
 
     python scripts/benchmark_input.py --num_scenes 500
 """

@@ -297,7 +297,8 @@ def test_two_tpu_hosts_read_disjoint_shares(tmp_path, num_files, host_0_scenes):
 
 def _train_scenes(root, start_step, batches=6):
     """Scene ids of the first training batches of the stream that starts at
-    `start_step` (sequential reads, so that the stream is repeatable)."""
+    `start_step` (one file read at a time, so that the first batches come
+    from few files)."""
     input_fn = gqn_input_fn("coded", str(root), "train", context_size=2, seed=7,
                             num_parallel_reads=1, num_parallel_calls=1,
                             shuffle_buffer_size=4)
