@@ -1,11 +1,13 @@
 """Your own photos, end to end: pose one real capture by structure from
 motion, fine-tune a pretrained GQN on it with views held out, and compare
-the held-out views it imagines with the truth, the two baselines and the
-same model trained from scratch.
+the held-out views it imagines with the truth, the three training-free
+baselines (nearest view, context mean, plane sweep) and the same model
+trained from scratch.
 
     python scripts/capture_experiment.py --output_dir capture_output
     python scripts/capture_experiment.py --photos my_capture/ \\
         --pretrained_model_dir demo_output/models/pretrained --finetune_steps 500
+    python scripts/capture_experiment.py --photos walk_around.mp4 --output_dir clip_output
 
 By default the capture is the real apple in ../shared/data/real/apple and
 the pretrained model is trained here first on generated rooms (as `make
@@ -33,7 +35,9 @@ CURVES = (("psnr", "PSNR (dB)"), ("sharpness", "sharpness (1 = as sharp as the t
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("photos", os.path.join(REPO, "..", "shared", "data", "real", "apple"),
-                    "A folder (or zip) of one capture's photos.")
+                    "A folder (or zip) of one capture's photos, or a video clip "
+                    "(.mp4, .mov, .m4v; the 'video' extra), whose sharpest "
+                    "frames are taken.")
 flags.DEFINE_string("output_dir", "capture_output", "Everything the experiment writes.")
 flags.DEFINE_string("pretrained_model_dir", None, "Fine-tune from this model_dir "
                     "(default: pretrain one on generated rooms first).")
