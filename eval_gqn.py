@@ -5,7 +5,8 @@
         [--compare_model_dir M2]
 
 Writes O/metrics.json ({"model": {metric: {"mean", "stderr"}}, "baselines":
-{"nearest_context", "context_mean"}, ...}) and O/grid.png (context views |
+{"nearest_context", "context_mean", "plane_sweep", "reprojection"}, ...};
+the baselines need no training, gqn/evaluation.py) and O/grid.png (context views |
 target | generated | per-pixel spread over samples), and prints a table.
 Sharpness is the generated view's mean |image gradient| over the target's
 (1: as sharp as the truth, below 1 blurrier).

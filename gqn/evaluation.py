@@ -1,12 +1,15 @@
 """Evaluation of trained model_dirs on a fixed set of scenes: the ELBO terms,
-image metrics of generated views, three baselines that need no training,
+image metrics of generated views, four baselines that need no training,
 and picture grids.
 
 Baselines: 'nearest_context' answers with the context view whose pose is
 closest to the query pose; 'context_mean' with the mean of the context
 views; 'plane_sweep' with what geometry alone renders from the context
-(gqn.plane_sweep). A model that does not beat them has not learned to
-render.
+(gqn.plane_sweep); 'reprojection' with the model's own colour path
+(gqn.colour_path) at its starting weights and with no network's depth
+scores, i.e. what the model renders before any training. A model that does
+not beat them has not learned to render, and one that only ties the
+reprojection has learnt nothing its untrained geometry did not give.
 """
 import json
 import os
@@ -14,7 +17,8 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from gqn import images, objective, plane_sweep
+from gqn import colour_path, images, objective, plane_sweep, sweep
+from gqn.config import GQNConfig
 from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, FEATURE_KEYS,
                        QUERY_FIELD_OF_VIEW_KEY, TARGET_MASK_KEY)
 from gqn.predictor import Predictor
@@ -102,18 +106,17 @@ def image_metric_names(scenes):
     return IMAGE_METRICS + (objective.MASKED_METRICS if TARGET_MASK_KEY in scenes else ())
 
 
-def plane_sweep_views(scenes, batch_size=8):
-    """The plane-sweep baseline's views of `scenes` (N, H, W, 3), in
-    batches of a fixed size (the last one padded by repeating its end)."""
+def _views_in_batches(scenes, render, batch_size=8):
+    """`render(inputs)` (a dict of FEATURE_KEYS tensors -> images) run over
+    `scenes` in batches of a fixed size (the last one padded by repeating
+    its end): (N, H, W, 3)."""
     views = []
     with tf.Graph().as_default():
         inputs = {key: tf.placeholder(tf.float32, [batch_size] + list(scenes[key].shape[1:]))
                   for key in FEATURE_KEYS}
-        image = plane_sweep.plane_sweep(
-            inputs["context_frames"], inputs["context_poses"],
-            inputs[CONTEXT_FIELD_OF_VIEW_KEY], inputs["query_pose"],
-            inputs[QUERY_FIELD_OF_VIEW_KEY], inputs[DEPTH_RANGE_KEY]).image
+        image = render(inputs)
         with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
             for part in _batches(len(scenes["target"]), batch_size):
                 feed = {}
                 for key, placeholder in inputs.items():
@@ -124,11 +127,33 @@ def plane_sweep_views(scenes, batch_size=8):
     return np.concatenate(views)
 
 
+def _geometry(inputs):
+    """The context frames, poses and fields of view, the query's pose and
+    field of view: the arguments every reprojecting renderer starts with."""
+    return (inputs["context_frames"], inputs["context_poses"],
+            inputs[CONTEXT_FIELD_OF_VIEW_KEY], inputs["query_pose"],
+            inputs[QUERY_FIELD_OF_VIEW_KEY])
+
+
+def _plane_sweep_image(inputs):
+    return plane_sweep.plane_sweep(*_geometry(inputs), inputs[DEPTH_RANGE_KEY]).image
+
+
+def _reprojection_image(inputs):
+    """The colour path at its starting weights on the presets' planes, its
+    depth chosen by the views' agreement alone (flat sweep scores)."""
+    depths = GQNConfig.sweep_depths
+    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], depths)
+    flat = sweep.Sweep(None, tf.zeros([planes.shape.as_list()[0], 1, 1, depths]), planes)
+    return colour_path.colour_path(*_geometry(inputs), flat).image
+
+
 def baseline_views(scenes):
     """{baseline name: its views of `scenes` (N, H, W, 3)}."""
     return {"nearest_context": nearest_context_views(scenes),
             "context_mean": scenes["context_frames"].mean(axis=1),
-            "plane_sweep": plane_sweep_views(scenes)}
+            "plane_sweep": _views_in_batches(scenes, _plane_sweep_image),
+            "reprojection": _views_in_batches(scenes, _reprojection_image)}
 
 
 def evaluate_baselines(scenes, metrics):

@@ -6,8 +6,9 @@ into the query view along its depth planes; its handful of blend weights
 start from designed values (INITIAL_WEIGHTS). This script renders held-out
 views of converted records with those starting weights (and with any
 variants given by --weights), with no sweep scores (no trained network),
-beside the evaluation's three baselines and a depth oracle: the views'
-mean colour on the plane whose colour is nearest the target, per pixel. The
+beside the evaluation's baselines (its reprojection is the starting
+weights on the presets' 12 planes) and a depth oracle: the views' mean
+colour on the plane whose colour is nearest the target, per pixel. The
 oracle reads the target, so it is no renderer; it is the ceiling of any
 depth choice on these planes and these context views, and the gap below it
 is the depth choice's error. It is not a geometry ceiling: the plane it
@@ -128,7 +129,8 @@ def main(_):
     rows = [[scenes["target"][index]] + [np.clip(answer[index], 0, 1)
                                          for answer in answers.values()]
             for index in range(shown)]
-    labels = ["target", "nearest", "mean", "plane sweep"] + [
+    labels = ["target"] + [label.split(": ")[1].replace("_", " ") for label in answers
+                           if label.startswith("baseline: ")] + [
         f"colour {index}" for index in range(len(variants))] + ["oracle"]
     path = os.path.join(FLAGS.output_dir, "colour_path.png")
     os.makedirs(FLAGS.output_dir, exist_ok=True)

@@ -11,9 +11,10 @@ Every evaluation renders the same held-out scenes from the prior with the
 same noise and reports PSNR, PSNR on the fruit alone (the generator's object
 masks; the fruit covers a few percent of the pixels, so whole-image PSNR
 hides whether it is there), sharpness (generated over target mean |image
-gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the three
-baselines that need no training (the mean and the nearest context view, and
-the plane sweep over the context).
+gradient|; 1 is as sharp as the truth), SSIM and MSE, beside the four
+baselines that need no training (the mean and the nearest context view, the
+plane sweep over the context, and the reprojection: the colour path before
+training).
 
     python scripts/benchmark_quality.py --output_dir quality        # 64 px, ~30 min on 2 cores
     python scripts/benchmark_quality.py --output_dir q --seed 1 --img_size 32

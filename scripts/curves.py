@@ -8,7 +8,7 @@ from matplotlib import pyplot  # noqa: E402  (after choosing the file backend)
 
 from gqn.images import save_atomically  # noqa: E402
 
-BASELINE_STYLES = ("--", ":", "-.")
+BASELINE_STYLES = ("--", ":", "-.", (0, (8, 2, 1, 2, 1, 2)))
 
 
 def plot_curves(curves, baselines, panels, title, path):

@@ -183,7 +183,9 @@ def test_eval_writes_metrics_and_grid_and_compares(pretrained, workspace):
     for name in ("elbo", "kl", "nll", "bits_per_dim", "mse", "psnr", "ssim"):
         assert set(metrics["model"][name]) == {"mean", "stderr"}
         assert np.isfinite(metrics["model"][name]["mean"])
-    for baseline in ("nearest_context", "context_mean"):
+    assert set(metrics["baselines"]) == {"nearest_context", "context_mean", "plane_sweep",
+                                         "reprojection"}
+    for baseline in metrics["baselines"]:
         # generated scenes carry object masks: the error on the objects too
         assert set(metrics["baselines"][baseline]) == {"mse", "psnr", "ssim", "sharpness",
                                                        "fruit_mse", "fruit_psnr"}
