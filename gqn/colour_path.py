@@ -168,3 +168,15 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
                      tf.reduce_sum(weights * tf.reshape(variance, grid), -1),
                      tf.reduce_max(weights, -1)], axis=-1)
     return ColourPath(image, cues)
+
+
+def without_network(context_frames, context_poses, context_field_of_view, query_pose,
+                    query_field_of_view, planes):
+    """The colour path with flat sweep scores on `planes` (B, D): its depth
+    chosen by the views' agreement alone, no network's scores. At the
+    starting weights it is what the model renders before any training (the
+    evaluation's reprojection baseline)."""
+    batch, depths = planes.shape.as_list()
+    flat = sweep.Sweep(None, tf.zeros([batch, 1, 1, depths]), planes)
+    return colour_path(context_frames, context_poses, context_field_of_view, query_pose,
+                       query_field_of_view, flat)

@@ -151,7 +151,7 @@ def _views_in_batches(scenes, render, batch_size=8):
     return np.concatenate(views)
 
 
-def _geometry(inputs):
+def renderer_geometry(inputs):
     """The context frames, poses and fields of view, the query's pose and
     field of view: the arguments every reprojecting renderer starts with."""
     return (inputs["context_frames"], inputs["context_poses"],
@@ -160,16 +160,14 @@ def _geometry(inputs):
 
 
 def _plane_sweep_image(inputs):
-    return plane_sweep.plane_sweep(*_geometry(inputs), inputs[DEPTH_RANGE_KEY]).image
+    return plane_sweep.plane_sweep(*renderer_geometry(inputs), inputs[DEPTH_RANGE_KEY]).image
 
 
 def _reprojection_image(inputs):
     """The colour path at its starting weights on the presets' planes, its
     depth chosen by the views' agreement alone (flat sweep scores)."""
-    depths = GQNConfig.sweep_depths
-    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], depths)
-    flat = sweep.Sweep(None, tf.zeros([planes.shape.as_list()[0], 1, 1, depths]), planes)
-    return colour_path.colour_path(*_geometry(inputs), flat).image
+    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], GQNConfig.sweep_depths)
+    return colour_path.without_network(*renderer_geometry(inputs), planes).image
 
 
 def baseline_views(scenes):

@@ -32,8 +32,7 @@ from absl import app, flags  # noqa: E402
 
 from data_provider.scene_arrays import load_scenes  # noqa: E402
 from gqn import colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
-from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY,  # noqa: E402
-                       FEATURE_KEYS, QUERY_FIELD_OF_VIEW_KEY)
+from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Converted records (a folder of datasets).")
@@ -78,13 +77,9 @@ def render(scenes, variants):
     count, size = len(scenes["target"]), scenes["target"].shape[1]
     grid = [count, size, size, FLAGS.depths]
     inputs = {key: tf.constant(scenes[key].astype(np.float32)) for key in FEATURE_KEYS}
-    geometry = (inputs["context_frames"], inputs["context_poses"],
-                inputs[CONTEXT_FIELD_OF_VIEW_KEY], inputs["query_pose"],
-                inputs[QUERY_FIELD_OF_VIEW_KEY])
+    geometry = evaluation.renderer_geometry(inputs)
     planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], FLAGS.depths)
-    no_scores = sweep.Sweep(None, tf.zeros([count, size // 4, size // 4, FLAGS.depths]),
-                            planes)
-    image = colour_path.colour_path(*geometry, no_scores).image
+    image = colour_path.without_network(*geometry, planes).image
     samples, visibility, _ = plane_sweep.colours_along_rays(*geometry, planes, size)
     means = tf.reshape(sweep.view_statistics(samples, visibility)[..., :3], grid + [3])
     error = tf.reduce_sum(tf.square(means - tf.constant(scenes["target"])[..., None, :]), -1)

@@ -62,8 +62,7 @@ def _colour_path(context_cameras, query_camera):
     frames, context, angles, query, query_angle, depth_range = _inputs(
         context_cameras, query_camera)
     planes = sweep.depth_planes(depth_range, NUM_PLANES)
-    flat = sweep.Sweep(None, tf.zeros([1, SIZE // 4, SIZE // 4, NUM_PLANES]), planes)
-    return colour_path.colour_path(frames, context, angles, query, query_angle, flat)
+    return colour_path.without_network(frames, context, angles, query, query_angle, planes)
 
 
 def _psnr(image, truth):
