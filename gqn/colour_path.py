@@ -33,9 +33,13 @@ import tensorflow.compat.v1 as tf
 from gqn import plane_sweep, poses, sweep
 
 # cues: the share of context views that see the pixel's points (first: the
-# observation's mix never exceeds it), their colour variance and the
+# observation's learnt mix never exceeds it), their colour variance and the
 # largest depth weight, each averaged over the pixel's depth weights.
-ColourPath = collections.namedtuple("ColourPath", ["image", "cues"])
+# rendered_share (B, H, W, 1): the path's share of a rendered pixel
+# (gqn.config.COLOUR_SHARES 'seen'): all of it where every context view
+# but one sees the pixel's points (one view missing is the common case at
+# a view's edge), less in proportion where fewer do.
+ColourPath = collections.namedtuple("ColourPath", ["image", "cues", "rendered_share"])
 CUE_CHANNELS = 3
 
 # Initial weights of the blend: of the angle between a view's ray and the
@@ -167,7 +171,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     cues = tf.stack([tf.reduce_sum(weights * tf.reshape(seen_share, grid), -1),
                      tf.reduce_sum(weights * tf.reshape(variance, grid), -1),
                      tf.reduce_max(weights, -1)], axis=-1)
-    return ColourPath(image, cues)
+    rendered_share = tf.minimum(1.0, cues[..., :1] * views / max(views - 1, 1))
+    return ColourPath(image, cues, rendered_share)
 
 
 def without_network(context_frames, context_poses, context_field_of_view, query_pose,

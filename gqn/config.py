@@ -27,6 +27,15 @@ def config_path(model_dir):
 # 'subpixel' (3x3 conv + depth-to-space) and 'resize_conv' (bilinear resize,
 # then 3x3 conv) mix neighbouring cells into every output pixel.
 UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
+# How a rendering (z from the prior: generation, evaluation, sampling) mixes
+# the colour path with the generator's image; the training reconstruction
+# always uses the learnt mix. 'seen': by how many context views see the
+# pixel's points (gqn.colour_path.ColourPath.rendered_share), so the
+# context's pixels win wherever they exist; 'learnt': the mix fitted on the
+# training views, where the generator knows the answer, while a new view's
+# generator image is a blur (docs/benchmarks.md: 'seen' renders held-out
+# apple views 0.6 dB better and still-life fruit 1.5 dB).
+COLOUR_SHARES = ("seen", "learnt")
 # bfloat16: TPU, GPUs of compute capability >= 8.0, CPUs with AVX512-BF16 or
 # AMX; float16: older GPUs, with dynamic loss scaling (gqn.hardware,
 # gqn.optimization).
@@ -65,6 +74,8 @@ class GQNConfig:
     # capture: fine-tuned on its own few views, the correction learns their
     # detail by heart and costs held-out views 0-0.7 dB (docs/benchmarks.md).
     colour_correction: bool = True
+    # With the colour path: the mix a rendering uses (COLOUR_SHARES).
+    rendered_colour_share: str = "seen"
     hidden_channels: int = 256
     canvas_channels: int = 256
     z_channels: int = 64
@@ -162,6 +173,7 @@ class GQNConfig:
                              f"{self.lstm_kernel_size}")
         for name, allowed in [("representation", REPRESENTATIONS),
                               ("upsample", UPSAMPLERS),
+                              ("rendered_colour_share", COLOUR_SHARES),
                               ("precision", PRECISIONS)]:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"GQNConfig.{name} must be one of {allowed}, "

@@ -153,7 +153,7 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
 COLOUR_PATH_PRIOR = 3.0
 
 
-def observation_mean(canvas, config, colours=None):
+def observation_mean(canvas, config, colours=None, learnt_share=True):
     """Canvas (B, H, W, C) -> mean image, computed in float32: a 1x1 conv,
     then a sigmoid into [0, 1] unless the config follows the paper's linear
     mean (config.observation_sigmoid).
@@ -168,7 +168,8 @@ def observation_mean(canvas, config, colours=None):
     model switches either way with the same variables). The mix is learnt
     from the canvas and the path's cues and never exceeds the share of
     views that see the pixel's points (a pixel no context view sees is the
-    generator's alone)."""
+    generator's alone); without `learnt_share` it is the path's
+    rendered_share."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         if colours is None:
             mean = layers.conv2d(canvas, 3, 1, "observation")
@@ -183,5 +184,7 @@ def observation_mean(canvas, config, colours=None):
             gain = tf.get_variable("correction_gain", [], tf.float32,
                                    initializer=tf.zeros_initializer())
             corrected += gain * tf.tanh(outputs[..., 4:])
-        share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
+        share = colours.rendered_share
+        if learnt_share:
+            share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
         return share * corrected + (1 - share) * painted

@@ -138,10 +138,15 @@ def content_seeds(images):
 
 
 def _render(config, scene, noises, target=None, forced_latents=None):
+    """The training reconstruction (with `target`) mixes in the colour path
+    by the learnt share; a rendering from the prior by
+    config.rendered_colour_share."""
+    learnt_share = target is not None or config.rendered_colour_share == "learnt"
     with tf.variable_scope("gqn", reuse=tf.AUTO_REUSE):
         canvas, steps = draw.unroll(config, scene.conditioning, noises, target,
                                     forced_latents)
-        return Rendering(draw.observation_mean(canvas, config, scene.colours), steps)
+        return Rendering(draw.observation_mean(canvas, config, scene.colours,
+                                               learnt_share), steps)
 
 
 def reconstruct(config, scene, target, noises):

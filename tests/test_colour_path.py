@@ -105,6 +105,21 @@ def test_colour_path_renders_the_textured_wall_from_a_new_pose():
     assert np.median(cues[0, ..., 2]) > 0.3  # one depth stands out
 
 
+def test_rendered_share_is_whole_where_all_views_but_one_see_the_pixel():
+    """The new pose's edge pixels are outside some of the five context
+    views: a rendering takes all of the colour path where at most one view
+    misses the pixel's points and less in proportion where more do."""
+    result = _colour_path(NEAR_CONTEXT, NEW_POSE)
+    seen, share = run_initialised([result.cues[..., 0], result.rendered_share[..., 0]])
+    views = len(NEAR_CONTEXT)
+    all_but_one = seen >= (views - 1) / views - 1e-6
+    assert 0 < all_but_one.mean() < 1, "the pose must show pixels of both kinds"
+    np.testing.assert_allclose(share[all_but_one], 1.0, atol=1e-6)
+    np.testing.assert_allclose(share[~all_but_one],
+                               seen[~all_but_one] * views / (views - 1), rtol=1e-5)
+    assert share[~all_but_one].max() < 1
+
+
 def test_plane_sweep_finds_the_wall_at_its_depth():
     """The training-free baseline picks the wall's plane for most pixels and
     renders the new pose within 31 dB (34.8 measured)."""

@@ -126,6 +126,36 @@ def test_training_prior_equals_generation_prior_for_same_latents(shared):
     assert not np.allclose(first[0][0], first[-1][0])
 
 
+@pytest.mark.parametrize("rendered", ["seen", "learnt"])
+def test_rendering_mixes_the_colour_path_by_the_configured_share(rendered):
+    """The training reconstruction follows the learnt share of the colour
+    path (its logit is the mix's fourth channel); a generation follows it
+    only with rendered_colour_share='learnt', and with 'seen' takes the
+    share of views that see each pixel, whatever the logit says."""
+    config = tiny_config(representation="sweep", colour_path=True,
+                         rendered_colour_share=rendered)
+    features, labels = constant_batch(config)
+    noises = model.standard_noise(config, config.batch_size,
+                                  seeds=tf.range(config.batch_size))
+    scene = model.encode_scene(config, features)
+    images = [model.reconstruct(config, scene, labels, noises).mean_image,
+              model.generate(config, scene, noises).mean_image]
+    bias, = [v for v in tf.global_variables() if "observation_mix/bias" in v.op.name]
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        runs = []
+        for share_logit in (-20.0, 20.0):
+            session.run(bias[3].assign(share_logit))
+            runs.append(session.run(images))
+    reconstruction_moved, generation_moved = (
+        np.abs(runs[0][index] - runs[1][index]).max() for index in (0, 1))
+    assert reconstruction_moved > 1e-2
+    if rendered == "seen":
+        assert generation_moved == 0
+    else:
+        assert generation_moved > 1e-2
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_cores_convolve_fixed_inputs_once_per_weights(shared):
     """Query pose, representation and target are convolved into the core
@@ -196,7 +226,8 @@ def test_colour_correction_channels_reach_the_image_only_when_configured(correct
         canvas = tf.constant(rng.normal(size=[2, 4, 4, 5]), tf.float32)
         colours = ColourPath(
             tf.constant(rng.uniform(size=[2, 4, 4, 3]), tf.float32),
-            tf.constant(rng.uniform(size=[2, 4, 4, CUE_CHANNELS]), tf.float32))
+            tf.constant(rng.uniform(size=[2, 4, 4, CUE_CHANNELS]), tf.float32),
+            tf.constant(rng.uniform(size=[2, 4, 4, 1]), tf.float32))
         mean = draw.observation_mean(canvas, config, colours)
         kernel, = [v for v in tf.global_variables() if "observation_mix/kernel" in v.op.name]
         gains = [v for v in tf.global_variables() if "correction_gain" in v.op.name]
