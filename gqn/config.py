@@ -34,7 +34,7 @@ UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
 # context's pixels win wherever they exist; 'learnt': the mix fitted on the
 # training views, where the generator knows the answer, while a new view's
 # generator image is a blur (docs/benchmarks.md: 'seen' renders held-out
-# apple views 0.6 dB better and still-life fruit 1.5 dB).
+# apple views 0.6 dB better and still-life fruit 1.7 dB).
 COLOUR_SHARES = ("seen", "learnt")
 # bfloat16: TPU, GPUs of compute capability >= 8.0, CPUs with AVX512-BF16 or
 # AMX; float16: older GPUs, with dynamic loss scaling (gqn.hardware,
