@@ -35,8 +35,10 @@ MODEL_FLAG_FIELDS = {
 # run may change these. The sharpening weights are loss weights like a
 # learning rate, so a run may sharpen harder or stop sharpening; only
 # turning the discriminator on is refused on resume, since the model_dir's
-# checkpoints hold no discriminator to restore.
-RUN_CHOICE_FIELDS = ("precision", "adversarial_weight", "feature_matching_weight")
+# checkpoints hold no discriminator to restore. How renderings mix in the
+# colour path uses the same variables either way.
+RUN_CHOICE_FIELDS = ("precision", "adversarial_weight", "feature_matching_weight",
+                     "rendered_colour_share")
 
 
 class FlagError(ValueError):

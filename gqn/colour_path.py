@@ -38,7 +38,8 @@ from gqn import plane_sweep, poses, sweep
 # rendered_share (B, H, W, 1): the path's share of a rendered pixel
 # (gqn.config.COLOUR_SHARES 'seen'): all of it where every context view
 # but one sees the pixel's points (one view missing is the common case at
-# a view's edge), less in proportion where fewer do.
+# a view's edge), less in proportion where fewer do; with a single context
+# view, the share of it that sees them.
 ColourPath = collections.namedtuple("ColourPath", ["image", "cues", "rendered_share"])
 CUE_CHANNELS = 3
 
@@ -131,8 +132,9 @@ def _patch_correlation(samples, visibility, grid):
 def colour_path(context_frames, context_poses, context_field_of_view, query_pose,
                 query_field_of_view, sweep_output):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
-    fields of view, the query's, and the sweep (gqn.sweep.Sweep) -> the
-    reprojected image (B, H, W, 3) and its cues (B, H, W, CUE_CHANNELS)."""
+    fields of view, the query's, and the sweep (gqn.sweep.Sweep) ->
+    ColourPath: the reprojected image (B, H, W, 3), its cues (B, H, W,
+    CUE_CHANNELS) and its share of a rendered pixel (B, H, W, 1)."""
     batch, views, size = context_frames.shape.as_list()[:3]
     planes = sweep_output.planes
     depths = planes.shape.as_list()[1]

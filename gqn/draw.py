@@ -160,16 +160,16 @@ def observation_mean(canvas, config, colours=None, learnt_share=True):
 
     With the colour path's output (gqn.colour_path.ColourPath): per pixel,
     its reprojected image corrected by the generator, mixed with the
-    generator's own image. The correction is added, not blended, so the
+    generator's own image, by the learnt share below (`learnt_share`) or
+    by the path's rendered_share. The correction is added, not blended, so the
     context's sharp detail survives a smooth correction (of exposure, of
     shading); its gain starts at 0, so an untrained model shows the
     reprojected context. Without config.colour_correction the reprojected
     image goes in as it is (the mix's correction channels go unused, so a
-    model switches either way with the same variables). The mix is learnt
-    from the canvas and the path's cues and never exceeds the share of
+    model switches either way with the same variables). The learnt share
+    follows the canvas and the path's cues and never exceeds the share of
     views that see the pixel's points (a pixel no context view sees is the
-    generator's alone); without `learnt_share` it is the path's
-    rendered_share."""
+    generator's alone)."""
     with tf.variable_scope("draw", reuse=tf.AUTO_REUSE):
         if colours is None:
             mean = layers.conv2d(canvas, 3, 1, "observation")

@@ -7,7 +7,8 @@ closest to the query pose; 'context_mean' with the mean of the context
 views; 'plane_sweep' with what geometry alone renders from the context
 (gqn.plane_sweep); 'reprojection' with the model's own colour path
 (gqn.colour_path) at its starting weights and with no network's depth
-scores, i.e. what the model renders before any training. A model that does
+scores, i.e. the reprojected image an untrained model renders wherever
+the context sees (gqn.colour_path.ColourPath.rendered_share). A model that does
 not beat them has not learned to render, and one that only ties the
 reprojection has learnt nothing its untrained geometry did not give.
 """

@@ -1,12 +1,13 @@
 """Shapes, the KL, the schedules and the train/generation consistency of the
-GQN graph, on tiny configs."""
+GQN graph (without the colour path, whose mix a rendering chooses apart
+from training), on tiny configs."""
 import collections
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from gqn import draw, latent, model, objective, representation, schedules
+from gqn import draw, latent, model, objective, poses, representation, schedules
 from tests.tiny import constant_batch, random_batch, run_initialised, tiny_config
 
 
@@ -130,16 +131,28 @@ def test_training_prior_equals_generation_prior_for_same_latents(shared):
 def test_rendering_mixes_the_colour_path_by_the_configured_share(rendered):
     """The training reconstruction follows the learnt share of the colour
     path (its logit is the mix's fourth channel); a generation follows it
-    only with rendered_colour_share='learnt', and with 'seen' takes the
-    share of views that see each pixel, whatever the logit says."""
+    only with rendered_colour_share='learnt'. With 'seen' it ignores the
+    logit and, where the path's rendered_share is whole, shows the
+    reprojected image itself (the correction's gain starts at 0)."""
     config = tiny_config(representation="sweep", colour_path=True,
                          rendered_colour_share=rendered)
-    features, labels = constant_batch(config)
+    features, labels = random_batch(config)
+    # Examples 0 and 1: a real camera (random encodings are not unit sines
+    # and cosines), and two of the three context cameras are it, so every
+    # pixel is seen by all views but one at least; the other examples'
+    # random cameras see little of what their query does.
+    features["query_pose"][:2] = poses.encode_poses_np(np.float32([[2, 0, 0.5, np.pi, -0.2]]))
+    for key, query_key in (("context_poses", "query_pose"),
+                           (model.CONTEXT_FIELD_OF_VIEW_KEY, model.QUERY_FIELD_OF_VIEW_KEY)):
+        features[key][:2, :2] = features[query_key][:2, None]
+    features = {key: tf.constant(value) for key, value in features.items()}
+    labels = tf.constant(labels)
     noises = model.standard_noise(config, config.batch_size,
                                   seeds=tf.range(config.batch_size))
     scene = model.encode_scene(config, features)
     images = [model.reconstruct(config, scene, labels, noises).mean_image,
-              model.generate(config, scene, noises).mean_image]
+              model.generate(config, scene, noises).mean_image,
+              scene.colours.image, scene.colours.rendered_share[..., 0]]
     bias, = [v for v in tf.global_variables() if "observation_mix/bias" in v.op.name]
     with tf.Session() as session:
         session.run(tf.global_variables_initializer())
@@ -152,6 +165,11 @@ def test_rendering_mixes_the_colour_path_by_the_configured_share(rendered):
     assert reconstruction_moved > 1e-2
     if rendered == "seen":
         assert generation_moved == 0
+        generated, reprojected, share = runs[0][1:]
+        whole = share > 1 - 1e-6
+        assert whole[:2].all() and not whole[2:].all()
+        np.testing.assert_allclose(generated[whole], reprojected[whole], atol=1e-6)
+        assert np.abs(generated[~whole] - reprojected[~whole]).max() > 1e-2
     else:
         assert generation_moved > 1e-2
 
