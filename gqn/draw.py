@@ -184,7 +184,8 @@ def observation_mean(canvas, config, colours=None, learnt_share=True):
             gain = tf.get_variable("correction_gain", [], tf.float32,
                                    initializer=tf.zeros_initializer())
             corrected += gain * tf.tanh(outputs[..., 4:])
-        share = colours.rendered_share
         if learnt_share:
             share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
+        else:
+            share = colours.rendered_share
         return share * corrected + (1 - share) * painted
