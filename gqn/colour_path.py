@@ -32,15 +32,31 @@ import tensorflow.compat.v1 as tf
 
 from gqn import plane_sweep, poses, sweep
 
-# cues: the share of context views that see the pixel's points (first: the
-# observation's learnt mix never exceeds it), their colour variance and the
-# largest depth weight, each averaged over the pixel's depth weights.
+# image: what the training reconstruction mixes in. cues: the share of
+# context views that see the pixel's points (first: the observation's learnt
+# mix never exceeds it), their colour variance and the largest depth weight,
+# each averaged over the pixel's depth weights.
+# rendered_image: what a rendering mixes in, the same blend with its view
+# and depth softmaxes sharpened by the RenderingFocus (the image itself
+# where both are 1).
 # rendered_share (B, H, W, 1): the path's share of a rendered pixel
 # (gqn.config.COLOUR_SHARES 'seen'): all of it where every context view
 # but one sees the pixel's points (one view missing is the common case at
 # a view's edge), less in proportion where fewer do; with a single context
 # view, the share of it that sees them.
-ColourPath = collections.namedtuple("ColourPath", ["image", "cues", "rendered_share"])
+ColourPath = collections.namedtuple(
+    "ColourPath", ["image", "cues", "rendered_image", "rendered_share"])
+# How much more sharply a rendering picks among the context views and the
+# sweep's depths than training does: factors on the blend's logits and on
+# the depth scores (gqn.config.GQNConfig.rendered_view_focus and
+# rendered_depth_focus). Why: a mean over views and depths is a blur. In
+# training the nearest context view lies 10 degrees or more from the target,
+# where the ray-angle logit already picks it, so nothing teaches the blend
+# to copy a view 2 degrees away; and a soft depth choice costs training
+# little on a view it knows, while on a new view each depth's colours land
+# elsewhere and their mean smears.
+RenderingFocus = collections.namedtuple("RenderingFocus", ["views", "depths"])
+TRAINING_FOCUS = RenderingFocus(1.0, 1.0)
 CUE_CHANNELS = 3
 
 # Initial weights of the blend: of the angle between a view's ray and the
@@ -130,11 +146,13 @@ def _patch_correlation(samples, visibility, grid):
 
 
 def colour_path(context_frames, context_poses, context_field_of_view, query_pose,
-                query_field_of_view, sweep_output):
+                query_field_of_view, sweep_output, rendering_focus=TRAINING_FOCUS):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
-    fields of view, the query's, and the sweep (gqn.sweep.Sweep) ->
-    ColourPath: the reprojected image (B, H, W, 3), its cues (B, H, W,
-    CUE_CHANNELS) and its share of a rendered pixel (B, H, W, 1)."""
+    fields of view, the query's, the sweep (gqn.sweep.Sweep) and a
+    RenderingFocus -> ColourPath: the reprojected image (B, H, W, 3), its
+    cues (B, H, W, CUE_CHANNELS), the rendered image (B, H, W, 3) and its
+    share of a rendered pixel (B, H, W, 1). A graph that only trains never
+    runs the rendered image's ops."""
     batch, views, size = context_frames.shape.as_list()[:3]
     planes = sweep_output.planes
     depths = planes.shape.as_list()[1]
@@ -148,14 +166,16 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     mean, variance = statistics[..., :3], tf.reduce_sum(statistics[..., 3:6], -1)
     seen_share = statistics[..., 6]
 
+    grid = [batch, size, size, depths]
     cosine = _ray_cosines(context_poses, query_pose, rays, planes)
     distance = tf.reduce_sum(tf.square(samples - mean[:, None]), -1)
     logits = -ray_angle * (1 - cosine) - disagreement * distance
-    logits += (visibility - 1) * 1e4  # views that do not see the point: none
-    blend = tf.nn.softmax(logits, axis=1) * visibility
-    blended = tf.reduce_sum(blend[..., None] * samples, axis=1)  # (B, N, 3)
+    unseen_logits = (visibility - 1) * 1e4  # views that do not see the point: none
 
-    grid = [batch, size, size, depths]
+    def blended(focus):  # (B, H, W, D, 3)
+        blend = tf.nn.softmax(focus * logits + unseen_logits, axis=1) * visibility
+        return tf.reshape(tf.reduce_sum(blend[..., None] * samples, axis=1), grid + [3])
+
     upsampled = tf.image.resize_bilinear(sweep_output.depth_logits, [size, size],
                                          half_pixel_centers=True)
     agreement = sweep.window_mean(tf.reshape(variance, grid))
@@ -168,22 +188,30 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     scores = (sweep_scores * upsampled - colour_variance * agreement
               - unseen * (1 - tf.reshape(seen_share, grid))
               + correlation * _patch_correlation(samples, visibility, grid))
-    weights = tf.nn.softmax(scores, axis=-1)  # (B, H, W, D)
-    image = tf.reduce_sum(weights[..., None] * tf.reshape(blended, grid + [3]), axis=3)
-    cues = tf.stack([tf.reduce_sum(weights * tf.reshape(seen_share, grid), -1),
-                     tf.reduce_sum(weights * tf.reshape(variance, grid), -1),
-                     tf.reduce_max(weights, -1)], axis=-1)
-    rendered_share = tf.minimum(1.0, cues[..., :1] * views / max(views - 1, 1))
-    return ColourPath(image, cues, rendered_share)
+    seen_share = tf.reshape(seen_share, grid)
+
+    def weights(focus):  # (B, H, W, D)
+        return tf.nn.softmax(focus * scores, axis=-1)
+
+    def image(focus):
+        return tf.reduce_sum(weights(focus.depths)[..., None] * blended(focus.views), axis=3)
+
+    trained = weights(TRAINING_FOCUS.depths)
+    cues = tf.stack([tf.reduce_sum(trained * seen_share, -1),
+                     tf.reduce_sum(trained * tf.reshape(variance, grid), -1),
+                     tf.reduce_max(trained, -1)], axis=-1)
+    rendered_seen = tf.reduce_sum(weights(rendering_focus.depths) * seen_share, -1, keepdims=True)
+    rendered_share = tf.minimum(1.0, rendered_seen * views / max(views - 1, 1))
+    return ColourPath(image(TRAINING_FOCUS), cues, image(rendering_focus), rendered_share)
 
 
 def without_network(context_frames, context_poses, context_field_of_view, query_pose,
-                    query_field_of_view, planes):
+                    query_field_of_view, planes, rendering_focus=TRAINING_FOCUS):
     """The colour path with flat sweep scores on `planes` (B, D): its depth
     chosen by the views' agreement alone, no network's scores. At the
-    starting weights it is what the model renders before any training (the
-    evaluation's reprojection baseline)."""
+    starting weights its rendered image is what the model renders before
+    any training (the evaluation's reprojection baseline)."""
     batch, depths = planes.shape.as_list()
     flat = sweep.Sweep(None, tf.zeros([batch, 1, 1, depths]), planes)
     return colour_path(context_frames, context_poses, context_field_of_view, query_pose,
-                       query_field_of_view, flat)
+                       query_field_of_view, flat, rendering_focus)

@@ -74,8 +74,13 @@ class GQNConfig:
     # capture: fine-tuned on its own few views, the correction learns their
     # detail by heart and costs held-out views 0-0.7 dB (docs/benchmarks.md).
     colour_correction: bool = True
-    # With the colour path: the mix a rendering uses (COLOUR_SHARES).
+    # With the colour path: the mix a rendering uses (COLOUR_SHARES), and
+    # how much more sharply it picks among the context views and the sweep's
+    # depths than training does (gqn.colour_path.RenderingFocus; 1 and 1:
+    # as in training).
     rendered_colour_share: str = "seen"
+    rendered_view_focus: float = 3.0
+    rendered_depth_focus: float = 2.0
     hidden_channels: int = 256
     canvas_channels: int = 256
     z_channels: int = 64
@@ -179,7 +184,8 @@ class GQNConfig:
                 raise ValueError(f"GQNConfig.{name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")
         for name in ["learning_rate_start", "learning_rate_end", "sigma_start",
-                     "sigma_end", "adam_epsilon", "discriminator_learning_rate"]:
+                     "sigma_end", "adam_epsilon", "discriminator_learning_rate",
+                     "rendered_view_focus", "rendered_depth_focus"]:
             if not getattr(self, name) > 0:
                 raise ValueError(f"GQNConfig.{name} must be > 0, got "
                                  f"{getattr(self, name)!r}")

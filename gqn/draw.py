@@ -153,15 +153,17 @@ def unroll(config, conditioning, noises, target=None, forced_latents=None):
 COLOUR_PATH_PRIOR = 3.0
 
 
-def observation_mean(canvas, config, colours=None, learnt_share=True):
+def observation_mean(canvas, config, colours=None, rendering=False):
     """Canvas (B, H, W, C) -> mean image, computed in float32: a 1x1 conv,
     then a sigmoid into [0, 1] unless the config follows the paper's linear
     mean (config.observation_sigmoid).
 
     With the colour path's output (gqn.colour_path.ColourPath): per pixel,
     its reprojected image corrected by the generator, mixed with the
-    generator's own image, by the learnt share below (`learnt_share`) or
-    by the path's rendered_share. The correction is added, not blended, so the
+    generator's own image. The training reconstruction mixes the image by
+    the learnt share below; a `rendering` (z from the prior) mixes the
+    rendered image by config.rendered_colour_share: the path's
+    rendered_share ('seen') or the learnt one. The correction is added, not blended, so the
     context's sharp detail survives a smooth correction (of exposure, of
     shading); its gain starts at 0, so an untrained model shows the
     reprojected context. Without config.colour_correction the reprojected
@@ -179,13 +181,13 @@ def observation_mean(canvas, config, colours=None, learnt_share=True):
         painted = outputs[..., :3]
         if config.observation_sigmoid:
             painted = tf.sigmoid(painted)
-        corrected = colours.image
+        corrected = colours.rendered_image if rendering else colours.image
         if config.colour_correction:
             gain = tf.get_variable("correction_gain", [], tf.float32,
                                    initializer=tf.zeros_initializer())
             corrected += gain * tf.tanh(outputs[..., 4:])
-        if learnt_share:
-            share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
-        else:
+        if rendering and config.rendered_colour_share == "seen":
             share = colours.rendered_share
+        else:
+            share = tf.sigmoid(outputs[..., 3:4] + COLOUR_PATH_PRIOR) * colours.cues[..., :1]
         return share * corrected + (1 - share) * painted

@@ -21,7 +21,7 @@ import tensorflow.compat.v1 as tf
 from gqn import colour_path, images, objective, plane_sweep, poses, sweep
 from gqn.config import GQNConfig
 from gqn.model import (CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, FEATURE_KEYS,
-                       QUERY_FIELD_OF_VIEW_KEY, TARGET_MASK_KEY)
+                       QUERY_FIELD_OF_VIEW_KEY, TARGET_MASK_KEY, rendering_focus)
 from gqn.predictor import Predictor
 
 ELBO_TERMS = ("elbo", "kl", "nll", "bits_per_dim")
@@ -165,10 +165,13 @@ def _plane_sweep_image(inputs):
 
 
 def _reprojection_image(inputs):
-    """The colour path at its starting weights on the presets' planes, its
-    depth chosen by the views' agreement alone (flat sweep scores)."""
-    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], GQNConfig.sweep_depths)
-    return colour_path.without_network(*renderer_geometry(inputs), planes).image
+    """The colour path's rendered image at its starting weights on the
+    presets' planes, its depth chosen by the views' agreement alone (flat
+    sweep scores)."""
+    config = GQNConfig()
+    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], config.sweep_depths)
+    return colour_path.without_network(*renderer_geometry(inputs), planes,
+                                       rendering_focus(config)).rendered_image
 
 
 def baseline_views(scenes):

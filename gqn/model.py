@@ -80,6 +80,10 @@ def camera_features(features, config):
     return angles[0], angles[1], tf.cast(features[DEPTH_RANGE_KEY], tf.float32)
 
 
+def rendering_focus(config):
+    return colour_path.RenderingFocus(config.rendered_view_focus, config.rendered_depth_focus)
+
+
 def encode_scene(config, features):
     """The SceneEncoding of a batch, computed once for all its unrolls. The
     poses reach the geometry as given (float32), so it is not rounded to
@@ -102,7 +106,7 @@ def encode_scene(config, features):
         if config.colour_path:
             colours = colour_path.colour_path(
                 tf.cast(frames, tf.float32), context_poses, context_angle,
-                query_pose, query_angle, swept)
+                query_pose, query_angle, swept, rendering_focus(config))
     size = config.latent_size
     pose = tf.tile(tf.cast(query_pose, dtype)[:, None, None, :], [1, size, size, 1])
     return SceneEncoding(tf.concat([pose, r], axis=-1), colours)
@@ -138,15 +142,14 @@ def content_seeds(images):
 
 
 def _render(config, scene, noises, target=None, forced_latents=None):
-    """The training reconstruction (with `target`) mixes in the colour path
-    by the learnt share; a rendering from the prior by
-    config.rendered_colour_share."""
-    learnt_share = target is not None or config.rendered_colour_share == "learnt"
+    """The training reconstruction (with `target`) or a rendering from the
+    prior, which mixes in the colour path as gqn.draw.observation_mean
+    says."""
     with tf.variable_scope("gqn", reuse=tf.AUTO_REUSE):
         canvas, steps = draw.unroll(config, scene.conditioning, noises, target,
                                     forced_latents)
         return Rendering(draw.observation_mean(canvas, config, scene.colours,
-                                               learnt_share), steps)
+                                               rendering=target is None), steps)
 
 
 def reconstruct(config, scene, target, noises):

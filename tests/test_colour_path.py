@@ -120,6 +120,35 @@ def test_rendered_share_is_whole_where_all_views_but_one_see_the_pixel():
     assert share[~all_but_one].max() < 1
 
 
+def test_rendering_focus_leans_on_the_nearest_view_and_one_depth():
+    """A rendering's focus (the presets' 3 on the views' logits, 2 on the
+    depth scores) against training's: one context camera stands 0.02 from
+    the query's (turned 0.6 degrees), four others 0.25-0.47 to the side
+    (the wall is 1.5 away), with their exposure 0.1 brighter, as a phone's
+    frames can be. The focused image follows the
+    near view more closely (3.2 dB measured) and is sharper (its mean
+    gradient 13% higher); at focus 1 and 1 the rendered image is the
+    training image itself."""
+    near = _facing(0.12, 0.06, -0.09, 0.035)
+    cameras = [near] + NEAR_CONTEXT[:4]
+    frames, context, angles, query, query_angle, depth_range = _inputs(cameras, NEW_POSE)
+    frames = tf.concat([frames[:, :1], tf.minimum(frames[:, 1:] + 0.1, 1.0)], axis=1)
+    planes = sweep.depth_planes(depth_range, NUM_PLANES)
+    focused, unfocused = (
+        colour_path.without_network(frames, context, angles, query, query_angle, planes,
+                                    colour_path.RenderingFocus(*focus))
+        for focus in ((3.0, 2.0), (1.0, 1.0)))
+    focused, unfocused, trained = run_initialised(
+        [focused.rendered_image, unfocused.rendered_image, unfocused.image])
+    np.testing.assert_array_equal(unfocused, trained)
+    truth = _views([NEW_POSE])[0]
+    assert _psnr(focused[0], truth) > _psnr(trained[0], truth) + 2
+
+    def mean_gradient(image):
+        return np.abs(np.diff(image, axis=0)).mean() + np.abs(np.diff(image, axis=1)).mean()
+    assert mean_gradient(focused[0]) > mean_gradient(trained[0])
+
+
 def test_plane_sweep_finds_the_wall_at_its_depth():
     """The training-free baseline picks the wall's plane for most pixels and
     renders the new pose within 31 dB (34.8 measured)."""

@@ -132,8 +132,8 @@ def test_rendering_mixes_the_colour_path_by_the_configured_share(rendered):
     """The training reconstruction follows the learnt share of the colour
     path (its logit is the mix's fourth channel); a generation follows it
     only with rendered_colour_share='learnt'. With 'seen' it ignores the
-    logit and, where the path's rendered_share is whole, shows the
-    reprojected image itself (the correction's gain starts at 0)."""
+    logit and, where the path's rendered_share is whole, shows the path's
+    rendered image itself (the correction's gain starts at 0)."""
     config = tiny_config(representation="sweep", colour_path=True,
                          rendered_colour_share=rendered)
     features, labels = random_batch(config)
@@ -152,7 +152,7 @@ def test_rendering_mixes_the_colour_path_by_the_configured_share(rendered):
     scene = model.encode_scene(config, features)
     images = [model.reconstruct(config, scene, labels, noises).mean_image,
               model.generate(config, scene, noises).mean_image,
-              scene.colours.image, scene.colours.rendered_share[..., 0]]
+              scene.colours.rendered_image, scene.colours.rendered_share[..., 0]]
     bias, = [v for v in tf.global_variables() if "observation_mix/bias" in v.op.name]
     with tf.Session() as session:
         session.run(tf.global_variables_initializer())
@@ -242,10 +242,10 @@ def test_colour_correction_channels_reach_the_image_only_when_configured(correct
     images = []
     with tf.Graph().as_default():
         canvas = tf.constant(rng.normal(size=[2, 4, 4, 5]), tf.float32)
+        reprojected = tf.constant(rng.uniform(size=[2, 4, 4, 3]), tf.float32)
         colours = ColourPath(
-            tf.constant(rng.uniform(size=[2, 4, 4, 3]), tf.float32),
-            tf.constant(rng.uniform(size=[2, 4, 4, CUE_CHANNELS]), tf.float32),
-            tf.constant(rng.uniform(size=[2, 4, 4, 1]), tf.float32))
+            reprojected, tf.constant(rng.uniform(size=[2, 4, 4, CUE_CHANNELS]), tf.float32),
+            reprojected, tf.constant(rng.uniform(size=[2, 4, 4, 1]), tf.float32))
         mean = draw.observation_mean(canvas, config, colours)
         kernel, = [v for v in tf.global_variables() if "observation_mix/kernel" in v.op.name]
         gains = [v for v in tf.global_variables() if "correction_gain" in v.op.name]
