@@ -27,6 +27,7 @@ Everything here is float32 (geometry and colours) and gathers with static
 shapes, so it runs on TPU as on CPU and beside a bfloat16 network.
 """
 import collections
+import math
 
 import tensorflow.compat.v1 as tf
 
@@ -47,16 +48,23 @@ from gqn import plane_sweep, poses, sweep
 ColourPath = collections.namedtuple(
     "ColourPath", ["image", "cues", "rendered_image", "rendered_share"])
 # How much more sharply a rendering picks among the context views and the
-# sweep's depths than training does: factors on the blend's logits and on
-# the depth scores (gqn.config.GQNConfig.rendered_view_focus and
-# rendered_depth_focus). Why: a mean over views and depths is a blur. In
-# training the nearest context view lies 10 degrees or more from the target,
-# where the ray-angle logit already picks it, so nothing teaches the blend
-# to copy a view 2 degrees away; and a soft depth choice costs training
-# little on a view it knows, while on a new view each depth's colours land
-# elsewhere and their mean smears.
+# sweep's depths than training does (gqn.config.GQNConfig.rendered_view_focus
+# and rendered_depth_focus): factors on the view blend's logits and on the
+# depth scores. The views' factor applies in full where a context view
+# that sees the point looks along nearly the query's ray, and fades to 1
+# (training's blend) as the nearest such ray turns away (to 1/e of the
+# way at NEAR_VIEW_DEGREES). Why: where a context view nearly coincides
+# with the query, copying it is right and a mean with views farther round
+# is a blur; but training never sees that case (in a walk-around the
+# target's nearest context frame is often 10 degrees or more away, where
+# the ray-angle logit already picks it), so it cannot learn it. Where the
+# views are all far, blending them is the safer guess: the factor without
+# the fade cost generated still lifes 0.2 dB, whose queries stand 45
+# degrees from every view (docs/benchmarks.md). The depth factor makes a
+# rendering commit to a depth: sharper, at some cost in PSNR.
 RenderingFocus = collections.namedtuple("RenderingFocus", ["views", "depths"])
 TRAINING_FOCUS = RenderingFocus(1.0, 1.0)
+NEAR_VIEW_DEGREES = 10.0
 CUE_CHANNELS = 3
 
 # Initial weights of the blend: of the angle between a view's ray and the
@@ -145,6 +153,17 @@ def _patch_correlation(samples, visibility, grid):
             / tf.maximum(tf.reduce_sum(whole, 1), 1.0))
 
 
+def _view_focus(focus, cosine, visibility):
+    """(B, 1, N): the rendering's factor on the view blend's logits at each
+    point, RenderingFocus.views `focus` faded by the ray angle of the
+    nearest view that sees the point (from cosines and visibility (B, M,
+    N))."""
+    nearest = tf.reduce_max(tf.where(visibility > 0, cosine, -tf.ones_like(cosine)),
+                            axis=1, keepdims=True)
+    nearness = tf.exp((nearest - 1) / (1 - math.cos(math.radians(NEAR_VIEW_DEGREES))))
+    return 1 + (focus - 1) * nearness
+
+
 def colour_path(context_frames, context_poses, context_field_of_view, query_pose,
                 query_field_of_view, sweep_output, rendering_focus=TRAINING_FOCUS):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
@@ -173,7 +192,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     unseen_logits = (visibility - 1) * 1e4  # views that do not see the point: none
 
     def blended(focus):  # (B, H, W, D, 3)
-        blend = tf.nn.softmax(focus * logits + unseen_logits, axis=1) * visibility
+        focused = logits if focus == 1 else _view_focus(focus, cosine, visibility) * logits
+        blend = tf.nn.softmax(focused + unseen_logits, axis=1) * visibility
         return tf.reshape(tf.reduce_sum(blend[..., None] * samples, axis=1), grid + [3])
 
     upsampled = tf.image.resize_bilinear(sweep_output.depth_logits, [size, size],
@@ -191,7 +211,7 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     seen_share = tf.reshape(seen_share, grid)
 
     def weights(focus):  # (B, H, W, D)
-        return tf.nn.softmax(focus * scores, axis=-1)
+        return tf.nn.softmax(scores if focus == 1 else focus * scores, axis=-1)
 
     def image(focus):
         return tf.reduce_sum(weights(focus.depths)[..., None] * blended(focus.views), axis=3)

@@ -80,7 +80,7 @@ class GQNConfig:
     # as in training).
     rendered_colour_share: str = "seen"
     rendered_view_focus: float = 3.0
-    rendered_depth_focus: float = 2.0
+    rendered_depth_focus: float = 1.0
     hidden_channels: int = 256
     canvas_channels: int = 256
     z_channels: int = 64
