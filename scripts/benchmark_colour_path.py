@@ -5,7 +5,8 @@ The colour path (gqn/colour_path.py) reprojects the context views' pixels
 into the query view along its depth planes; its handful of blend weights
 start from designed values (INITIAL_WEIGHTS). This script renders held-out
 views of converted records with those starting weights (and with any
-variants given by --weights), with no sweep scores (no trained network),
+variants given by --weights) and the presets' rendering focus
+(gqn.colour_path.RenderingFocus), with no sweep scores (no trained network),
 beside the evaluation's baselines (its reprojection is the starting
 weights on the presets' 12 planes) and a depth oracle: the views' mean
 colour on the plane whose colour is nearest the target, per pixel. The
@@ -32,7 +33,8 @@ from absl import app, flags  # noqa: E402
 
 from data_provider.scene_arrays import load_scenes  # noqa: E402
 from gqn import colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
-from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS  # noqa: E402
+from gqn.config import GQNConfig  # noqa: E402
+from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS, rendering_focus  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Converted records (a folder of datasets).")
@@ -79,7 +81,8 @@ def render(scenes, variants):
     inputs = {key: tf.constant(scenes[key].astype(np.float32)) for key in FEATURE_KEYS}
     geometry = evaluation.renderer_geometry(inputs)
     planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], FLAGS.depths)
-    image = colour_path.without_network(*geometry, planes).image
+    image = colour_path.without_network(*geometry, planes,
+                                        rendering_focus(GQNConfig())).rendered_image
     samples, visibility, _ = plane_sweep.colours_along_rays(*geometry, planes, size)
     means = tf.reshape(sweep.view_statistics(samples, visibility)[..., :3], grid + [3])
     error = tf.reduce_sum(tf.square(means - tf.constant(scenes["target"])[..., None, :]), -1)
