@@ -38,7 +38,8 @@ MODEL_FLAG_FIELDS = {
 # checkpoints hold no discriminator to restore. How renderings mix in the
 # colour path uses the same variables either way.
 RUN_CHOICE_FIELDS = ("precision", "adversarial_weight", "feature_matching_weight",
-                     "rendered_colour_share", "rendered_view_focus", "rendered_depth_focus")
+                     "rendered_colour_share", "rendered_view_focus", "rendered_depth_focus",
+                     "rendered_sweep_multiple")
 
 
 class FlagError(ValueError):

@@ -166,9 +166,9 @@ def _plane_sweep_image(inputs):
 
 def _reprojection_image(inputs):
     """The colour path's rendered image at its starting weights on the
-    presets' planes, its depth chosen by the views' agreement alone (flat
-    sweep scores)."""
-    config = GQNConfig()
+    planes a preset renders on, its depth chosen by the views' agreement
+    alone (flat sweep scores)."""
+    config = GQNConfig().rendering()
     planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], config.sweep_depths)
     return colour_path.without_network(*renderer_geometry(inputs), planes,
                                        rendering_focus(config)).rendered_image

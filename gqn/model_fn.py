@@ -140,7 +140,7 @@ def model_fn_builder(gqn_config, use_tpu=False, summary_every_steps=100,
 
         if mode == tf.estimator.ModeKeys.PREDICT:
             return tpu.TPUEstimatorSpec(mode, predictions=_predictions(
-                gqn_config, features, batch_size))
+                gqn_config.rendering(), features, batch_size))
 
         if mode == tf.estimator.ModeKeys.EVAL:
             scene = model.encode_scene(gqn_config, features)

@@ -95,7 +95,7 @@ class Predictor:
         scene is encoded once for all samples, and sample k of an example
         depends only on its inputs, its seed and k."""
         batch, views = np.shape(features["context_frames"])[:2]
-        config = self.config
+        config = self.config.rendering()
 
         def build():
             inputs = self._inputs(batch, views, with_target=False)

@@ -8,7 +8,7 @@ views of converted records with those starting weights (and with any
 variants given by --weights) and the presets' rendering focus
 (gqn.colour_path.RenderingFocus), with no sweep scores (no trained network),
 beside the evaluation's baselines (its reprojection is the starting
-weights on the presets' 12 planes) and a depth oracle: the views' mean
+weights on the planes the presets render on, 24) and a depth oracle: the views' mean
 colour on the plane whose colour is nearest the target, per pixel. The
 oracle reads the target, so it is no renderer; it is the ceiling of any
 depth choice on these planes and these context views, and the gap below it
@@ -42,7 +42,8 @@ flags.DEFINE_string("dataset", None, "Dataset name in --data_dir.")
 flags.DEFINE_integer("num_scenes", 8, "Test examples rendered (a capture's "
                      "test examples are its held-out views).")
 flags.DEFINE_integer("context_size", 5, "Context views per query (the nearest).")
-flags.DEFINE_integer("depths", 12, "Depth planes (the presets' sweep_depths).")
+flags.DEFINE_integer("depths", GQNConfig().rendering().sweep_depths,
+                     "Depth planes (default: what the presets render on).")
 flags.DEFINE_multi_string("weights", [], "A variant of the starting weights, "
                           "name=value[,name=value] (repeat for more variants), "
                           f"names from {sorted(colour_path.INITIAL_WEIGHTS)}.")

@@ -174,6 +174,27 @@ def test_rendering_mixes_the_colour_path_by_the_configured_share(rendered):
         assert generation_moved > 1e-2
 
 
+def test_a_rendering_sweeps_more_planes_with_the_trained_variables():
+    """GQNConfig.rendering() sweeps rendered_sweep_multiple times the
+    planes. The sweep's networks are shared by its planes, so a rendering
+    graph built beside a training one creates no variable of its own (a
+    checkpoint of the training graph restores into it), and with the same
+    weights it renders a different image (its planes are not the
+    training's)."""
+    config = tiny_config(representation="sweep", colour_path=True)
+    rendering = config.rendering()
+    assert rendering.sweep_depths == config.rendered_sweep_multiple * config.sweep_depths > config.sweep_depths
+    features, _ = constant_batch(config)
+    noises = model.standard_noise(config, config.batch_size, seeds=tf.range(config.batch_size))
+    images = [model.generate(config, model.encode_scene(config, features), noises).mean_image]
+    trained_variables = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+    images.append(model.generate(rendering, model.encode_scene(rendering, features),
+                                 noises).mean_image)
+    assert {v.op.name: v.shape.as_list() for v in tf.global_variables()} == trained_variables
+    trained, rendered = run_initialised(images)
+    assert np.abs(trained - rendered).max() > 1e-3
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_cores_convolve_fixed_inputs_once_per_weights(shared):
     """Query pose, representation and target are convolved into the core
