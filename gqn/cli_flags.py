@@ -39,7 +39,7 @@ MODEL_FLAG_FIELDS = {
 # colour path uses the same variables either way.
 RUN_CHOICE_FIELDS = ("precision", "adversarial_weight", "feature_matching_weight",
                      "rendered_colour_share", "rendered_view_focus", "rendered_depth_focus",
-                     "rendered_sweep_multiple")
+                     "rendered_sweep_multiple", "rendered_colour_sampling")
 
 
 class FlagError(ValueError):

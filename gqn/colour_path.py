@@ -165,10 +165,11 @@ def _view_focus(focus, cosine, visibility):
 
 
 def colour_path(context_frames, context_poses, context_field_of_view, query_pose,
-                query_field_of_view, sweep_output, rendering_focus=TRAINING_FOCUS):
+                query_field_of_view, sweep_output, rendering_focus=TRAINING_FOCUS,
+                sampling="bilinear"):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
-    fields of view, the query's, the sweep (gqn.sweep.Sweep) and a
-    RenderingFocus -> ColourPath: the reprojected image (B, H, W, 3), its
+    fields of view, the query's, the sweep (gqn.sweep.Sweep), a
+    RenderingFocus and the resampling kernel (gqn.sweep.SAMPLERS) -> ColourPath: the reprojected image (B, H, W, 3), its
     cues (B, H, W, CUE_CHANNELS), the rendered image (B, H, W, 3) and its
     share of a rendered pixel (B, H, W, 1). A graph that only trains never
     runs the rendered image's ops."""
@@ -180,7 +181,7 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
          correlation) = (_positive_weight(name) for name in INITIAL_WEIGHTS)
     samples, visibility, rays = plane_sweep.colours_along_rays(
         context_frames, context_poses, context_field_of_view, query_pose,
-        query_field_of_view, planes, size)
+        query_field_of_view, planes, size, sweep.SAMPLERS[sampling])
     statistics = sweep.view_statistics(samples, visibility)
     mean, variance = statistics[..., :3], tf.reduce_sum(statistics[..., 3:6], -1)
     seen_share = statistics[..., 6]
@@ -226,7 +227,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
 
 
 def without_network(context_frames, context_poses, context_field_of_view, query_pose,
-                    query_field_of_view, planes, rendering_focus=TRAINING_FOCUS):
+                    query_field_of_view, planes, rendering_focus=TRAINING_FOCUS,
+                    sampling="bilinear"):
     """The colour path with flat sweep scores on `planes` (B, D): its depth
     chosen by the views' agreement alone, no network's scores. At the
     starting weights its rendered image is what the model renders before
@@ -234,4 +236,4 @@ def without_network(context_frames, context_poses, context_field_of_view, query_
     batch, depths = planes.shape.as_list()
     flat = sweep.Sweep(None, tf.zeros([batch, 1, 1, depths]), planes)
     return colour_path(context_frames, context_poses, context_field_of_view, query_pose,
-                       query_field_of_view, flat, rendering_focus)
+                       query_field_of_view, flat, rendering_focus, sampling)

@@ -36,6 +36,8 @@ UPSAMPLERS = ("transposed", "subpixel", "resize_conv")
 # generator image is a blur (docs/benchmarks.md: 'seen' renders held-out
 # apple views 0.6 dB better and still-life fruit 1.7 dB).
 COLOUR_SHARES = ("seen", "learnt")
+# The colour path's resampling kernels (gqn.sweep.SAMPLERS).
+COLOUR_SAMPLERS = ("bilinear", "bicubic")
 # bfloat16: TPU, GPUs of compute capability >= 8.0, CPUs with AVX512-BF16 or
 # AMX; float16: older GPUs, with dynamic loss scaling (gqn.hardware,
 # gqn.optimization).
@@ -87,6 +89,12 @@ class GQNConfig:
     # 24 without retraining, and finer planes misplace less: every model
     # measured rendered better (docs/benchmarks.md) at no cost to training.
     rendered_sweep_multiple: int = 2
+    # With the colour path: how it resamples the context views (SAMPLERS,
+    # gqn.sweep), in training and in a graph that only renders. Bicubic
+    # keeps the edges a bilinear sample between pixel centres blurs, for
+    # 4x the gathers, so training keeps bilinear (docs/benchmarks.md).
+    colour_sampling: str = "bilinear"
+    rendered_colour_sampling: str = "bicubic"
     hidden_channels: int = 256
     canvas_channels: int = 256
     z_channels: int = 64
@@ -185,6 +193,8 @@ class GQNConfig:
         for name, allowed in [("representation", REPRESENTATIONS),
                               ("upsample", UPSAMPLERS),
                               ("rendered_colour_share", COLOUR_SHARES),
+                              ("colour_sampling", COLOUR_SAMPLERS),
+                              ("rendered_colour_sampling", COLOUR_SAMPLERS),
                               ("precision", PRECISIONS)]:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"GQNConfig.{name} must be one of {allowed}, "
@@ -221,11 +231,13 @@ class GQNConfig:
     def rendering(self):
         """The config of a graph that only renders (z from the prior:
         gqn.predictor.Predictor.render, the exported model): its sweep on
-        rendered_sweep_multiple times the planes. The training graph,
+        rendered_sweep_multiple times the planes, its colour path resampling
+        by rendered_colour_sampling. The training graph,
         and its evaluation, which scores the training reconstruction
         beside a rendering from the same scene encoding, keep
-        sweep_depths."""
-        return self.replace(sweep_depths=self.sweep_depths * self.rendered_sweep_multiple)
+        sweep_depths and colour_sampling."""
+        return self.replace(sweep_depths=self.sweep_depths * self.rendered_sweep_multiple,
+                            colour_sampling=self.rendered_colour_sampling)
 
     def annealed_over(self, steps):
         """A copy whose learning rate and pixel sigma reach their end values

@@ -171,7 +171,8 @@ def _reprojection_image(inputs):
     config = GQNConfig().rendering()
     planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], config.sweep_depths)
     return colour_path.without_network(*renderer_geometry(inputs), planes,
-                                       rendering_focus(config)).rendered_image
+                                       rendering_focus(config),
+                                       config.colour_sampling).rendered_image
 
 
 def baseline_views(scenes):

@@ -106,7 +106,8 @@ def encode_scene(config, features):
         if config.colour_path:
             colours = colour_path.colour_path(
                 tf.cast(frames, tf.float32), context_poses, context_angle,
-                query_pose, query_angle, swept, rendering_focus(config))
+                query_pose, query_angle, swept, rendering_focus(config),
+                config.colour_sampling)
     size = config.latent_size
     pose = tf.tile(tf.cast(query_pose, dtype)[:, None, None, :], [1, size, size, 1])
     return SceneEncoding(tf.concat([pose, r], axis=-1), colours)

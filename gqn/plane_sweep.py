@@ -30,14 +30,16 @@ PlaneSweep = collections.namedtuple("PlaneSweep", ["image", "depth"])
 
 
 def colours_along_rays(context_frames, context_poses, context_field_of_view,
-                       query_pose, query_field_of_view, planes, size):
+                       query_pose, query_field_of_view, planes, size,
+                       sampler=sweep.sample):
     """The context views' colours at the points of every query pixel's ray
-    on `planes`: samples (B, M, size * size * D, 3) (zero where unseen), the
-    visibility (B, M, N) and the unit query rays (B, size, size, 3)."""
+    on `planes`, read by `sampler` (gqn.sweep.SAMPLERS): samples (B, M,
+    size * size * D, 3) (zero where unseen), the visibility (B, M, N) and
+    the unit query rays (B, size, size, 3)."""
     points, rays = sweep.ray_points(query_pose, query_field_of_view, planes, size)
     x, y, depth = sweep.project(points, context_poses, context_field_of_view)
     visibility = sweep.visible(x, y, depth)
-    samples = sweep.sample(tf.cast(context_frames, tf.float32), x, y)
+    samples = sampler(tf.cast(context_frames, tf.float32), x, y)
     return samples * visibility[..., None], visibility, rays
 
 

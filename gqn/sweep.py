@@ -99,28 +99,73 @@ def visible(x, y, depth):
     return tf.cast(inside, tf.float32)
 
 
-def sample(images, x, y):
-    """Bilinear samples (B, M, N, C), float32, of images (B, M, H, W, C) at
-    image positions x, y (B, M, N). Positions are clamped to the outermost
-    pixel centres, so a point in a border pixel's outer half reads that
-    pixel (weights always sum to 1); `visible` says which points count."""
+def _pixel_positions(images, x, y):
+    """(column, row) (B, M, N) of image positions x, y in [-1, 1], in
+    pixels from the first pixel's centre, clamped to the outermost pixel
+    centres (a point in a border pixel's outer half reads that pixel;
+    `visible` says which points count); and the images flattened to rows
+    of pixels with each view's first row index (B, M, 1), for gathers."""
     batch, views, height, width, channels = images.shape.as_list()
     if height < 2 or width < 2:
         raise ValueError(f"sampling needs images of at least 2x2, got {height}x{width}")
     column = tf.clip_by_value((x + 1) * (width / 2) - 0.5, 0.0, width - 1.0)
     row = tf.clip_by_value((y + 1) * (height / 2) - 0.5, 0.0, height - 1.0)
+    first = tf.reshape(tf.range(batch * views) * (height * width), [batch, views, 1])
+    flat = tf.reshape(images, [batch * views * height * width, channels])
+    return column, row, flat, first
+
+
+def sample(images, x, y):
+    """Bilinear samples (B, M, N, C), float32, of images (B, M, H, W, C) at
+    image positions x, y (B, M, N): 4 gathers per sample, weights summing
+    to 1."""
+    height, width = images.shape.as_list()[2:4]
+    column, row, flat, first = _pixel_positions(images, x, y)
     left = tf.minimum(tf.floor(column), width - 2.0)
     top = tf.minimum(tf.floor(row), height - 2.0)
     across, down = column - left, row - top
-    first = tf.reshape(tf.range(batch * views) * (height * width), [batch, views, 1])
     corner = first + tf.cast(top, tf.int32) * width + tf.cast(left, tf.int32)
-    flat = tf.reshape(images, [batch * views * height * width, channels])
     total = 0.0
     for offset, weight in [(0, (1 - down) * (1 - across)), (1, (1 - down) * across),
                            (width, down * (1 - across)), (width + 1, down * across)]:
         total += (tf.cast(tf.gather(flat, corner + offset), tf.float32)
                   * weight[..., None])
     return total
+
+
+def _catmull_rom(distance):
+    """The Catmull-Rom cubic's weight of a pixel `distance` pixels from the
+    sample (0 beyond 2): 1 at 0, 0 at the other pixel centres."""
+    t = tf.abs(distance)
+    near = 1.5 * t ** 3 - 2.5 * t ** 2 + 1
+    far = -0.5 * t ** 3 + 2.5 * t ** 2 - 4 * t + 2
+    return tf.where(t <= 1, near, tf.where(t < 2, far, tf.zeros_like(t)))
+
+
+def sample_bicubic(images, x, y):
+    """Bicubic (Catmull-Rom) samples of images (B, M, H, W, C) in [0, 1] at
+    image positions x, y (B, M, N): (B, M, N, C) in [0, 1], float32.
+    Why: a bilinear sample between pixel centres averages its neighbours,
+    so an image resampled at sub-pixel offsets comes out blurred; the cubic
+    keeps edges (and reproduces the pixels at their centres). Costs 16
+    gathers per sample to bilinear's 4; pixels past the border repeat it."""
+    height, width = images.shape.as_list()[2:4]
+    column, row, flat, first = _pixel_positions(images, x, y)
+    left, top = tf.floor(column), tf.floor(row)
+    total = 0.0
+    for down in (-1, 0, 1, 2):
+        pixel_row = tf.cast(tf.clip_by_value(top + down, 0, height - 1), tf.int32)
+        row_weight = _catmull_rom(row - top - down)
+        for across in (-1, 0, 1, 2):
+            pixel_column = tf.cast(tf.clip_by_value(left + across, 0, width - 1), tf.int32)
+            weight = row_weight * _catmull_rom(column - left - across)
+            total += (tf.cast(tf.gather(flat, first + pixel_row * width + pixel_column),
+                              tf.float32) * weight[..., None])
+    return tf.clip_by_value(total, 0.0, 1.0)
+
+
+# The colour path's resampling kernels (GQNConfig.colour_sampling).
+SAMPLERS = {"bilinear": sample, "bicubic": sample_bicubic}
 
 
 def view_statistics(samples, visibility):

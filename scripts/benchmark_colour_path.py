@@ -82,8 +82,9 @@ def render(scenes, variants):
     inputs = {key: tf.constant(scenes[key].astype(np.float32)) for key in FEATURE_KEYS}
     geometry = evaluation.renderer_geometry(inputs)
     planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], FLAGS.depths)
-    image = colour_path.without_network(*geometry, planes,
-                                        rendering_focus(GQNConfig())).rendered_image
+    rendering = GQNConfig().rendering()
+    image = colour_path.without_network(*geometry, planes, rendering_focus(rendering),
+                                        rendering.colour_sampling).rendered_image
     samples, visibility, _ = plane_sweep.colours_along_rays(*geometry, planes, size)
     means = tf.reshape(sweep.view_statistics(samples, visibility)[..., :3], grid + [3])
     error = tf.reduce_sum(tf.square(means - tf.constant(scenes["target"])[..., None, :]), -1)

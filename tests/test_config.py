@@ -52,6 +52,7 @@ def test_derived_sizes_follow_fields():
     ("rendered_colour_share", "mean", "rendered_colour_share must be one of"),
     ("rendered_depth_focus", 0.0, "rendered_depth_focus must be > 0"),
     ("rendered_sweep_multiple", 0, "rendered_sweep_multiple must be a positive integer"),
+    ("rendered_colour_sampling", "nearest", "rendered_colour_sampling must be one of"),
     ("pose_dim", 5, "pose_dim must be 7"),
     ("seq_length", 0, "seq_length must be a positive integer"),
     ("lstm_kernel_size", 4, "lstm_kernel_size must be odd"),

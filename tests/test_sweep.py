@@ -122,6 +122,36 @@ def test_border_pixels_are_read_whole_up_to_the_image_edge():
     np.testing.assert_array_equal(seen[0, 0], [1, 1, 1, 1, 0, 0])
 
 
+def test_bicubic_sampling_reads_pixels_exactly_and_keeps_edges():
+    """The bicubic sampler (a rendering's colour path) reads each pixel at
+    its centre, the border pixel up to the edge, and a linear ramp exactly
+    between centres (away from the border); resampled half a pixel across
+    an edge it keeps it steeper than the bilinear sampler, which averages
+    the two pixels either side."""
+    ramp = (np.arange(6, dtype=np.float32) / 5).reshape(1, 1, 1, 6, 1).repeat(3, axis=2)
+    centres = (np.arange(6) + 0.5) / 3 - 1
+    x = np.float32([[np.concatenate([centres, centres[:-1] + 1 / 6, [-1.0, 1.0]])]])
+    y = np.zeros_like(x)
+    read = run_initialised(sweep.sample_bicubic(tf.constant(ramp), tf.constant(x),
+                                                tf.constant(y)))[0, 0, :, 0]
+    np.testing.assert_allclose(read[:6], ramp[0, 0, 0, :, 0], atol=1e-6)
+    # between centres away from the border (where the border pixel repeats)
+    np.testing.assert_allclose(read[7:10], (ramp[0, 0, 0, 1:4, 0] + ramp[0, 0, 0, 2:5, 0]) / 2,
+                               atol=1e-6)
+    np.testing.assert_allclose(read[11:], [0.0, 1.0], atol=1e-6)
+
+    edge = np.float32([0, 0, 0.2, 0.8, 1, 1]).reshape(1, 1, 1, 6, 1).repeat(3, axis=2)
+    shifted = np.float32([[centres[:-1] + 1 / 6]])
+    bilinear, bicubic = (
+        run_initialised(sampler(tf.constant(edge), tf.constant(shifted),
+                                tf.zeros_like(tf.constant(shifted))))[0, 0, :, 0]
+        for sampler in (sweep.sample, sweep.sample_bicubic))
+    np.testing.assert_allclose(bilinear, [0, 0.1, 0.5, 0.9, 1], atol=1e-6)
+    # the cubic's weights half-way are -1/16, 9/16, 9/16, -1/16
+    np.testing.assert_allclose(bicubic, [0, 0.0625, 0.5, 0.9375, 1], atol=1e-6)
+    assert np.diff(bicubic).max() > np.diff(bilinear).max()
+
+
 def _impulse_response_centre(size, row, column):
     """Centre of mass, in image positions as `sample` reads the half-size
     feature map, of the view features' response to a one-pixel impulse
