@@ -86,7 +86,9 @@ def test_the_scene_is_encoded_once_for_every_unroll(mode):
     assert len(view_features) == 1, [op.name for op in view_features]
     colour_samples = [op for op in forward
                       if op.type == "GatherV2" and op.inputs[0].shape.as_list()[-1] == 3]
-    assert len(colour_samples) == 4  # the four bilinear corners, once
+    # once: the four bilinear corners in training and evaluation, the
+    # sixteen bicubic taps in a prediction (GQNConfig.rendering)
+    assert len(colour_samples) == (16 if mode == MODES.PREDICT else 4)
     # Each unroll ends in the observation's mix (7 channels: the generator's
     # colour, the share, the correction).
     observations = [op for op in convolved if op.outputs[0].shape.as_list()[-1] == 7]
