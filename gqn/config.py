@@ -232,10 +232,9 @@ class GQNConfig:
         """The config of a graph that only renders (z from the prior:
         gqn.predictor.Predictor.render, the exported model): its sweep on
         rendered_sweep_multiple times the planes, its colour path resampling
-        by rendered_colour_sampling. The training graph,
-        and its evaluation, which scores the training reconstruction
-        beside a rendering from the same scene encoding, keep
-        sweep_depths and colour_sampling."""
+        by rendered_colour_sampling. The training graph and its evaluation
+        (which scores the training reconstruction beside a rendering from
+        the same scene encoding) keep sweep_depths and colour_sampling."""
         return self.replace(sweep_depths=self.sweep_depths * self.rendered_sweep_multiple,
                             colour_sampling=self.rendered_colour_sampling)
 

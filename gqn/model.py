@@ -81,6 +81,7 @@ def camera_features(features, config):
 
 
 def rendering_focus(config):
+    """The colour path's RenderingFocus the config asks of a rendering."""
     return colour_path.RenderingFocus(config.rendered_view_focus, config.rendered_depth_focus)
 
 
