@@ -192,9 +192,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     logits = -ray_angle * (1 - cosine) - disagreement * distance
     unseen_logits = (visibility - 1) * 1e4  # views that do not see the point: none
 
-    def blended(focus):  # (B, H, W, D, 3)
-        focused = logits if focus == 1 else _view_focus(focus, cosine, visibility) * logits
-        blend = tf.nn.softmax(focused + unseen_logits, axis=1) * visibility
+    def blended(focused_logits):  # (B, H, W, D, 3)
+        blend = tf.nn.softmax(focused_logits + unseen_logits, axis=1) * visibility
         return tf.reshape(tf.reduce_sum(blend[..., None] * samples, axis=1), grid + [3])
 
     upsampled = tf.image.resize_bilinear(sweep_output.depth_logits, [size, size],
@@ -211,19 +210,29 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
               + correlation * _patch_correlation(samples, visibility, grid))
     seen_share = tf.reshape(seen_share, grid)
 
-    def weights(focus):  # (B, H, W, D)
-        return tf.nn.softmax(scores if focus == 1 else focus * scores, axis=-1)
+    def image(depth_weights, views_blended):
+        return tf.reduce_sum(depth_weights[..., None] * views_blended, axis=3)
 
-    def image(focus):
-        return tf.reduce_sum(weights(focus.depths)[..., None] * blended(focus.views), axis=3)
-
-    trained = weights(TRAINING_FOCUS.depths)
-    cues = tf.stack([tf.reduce_sum(trained * seen_share, -1),
+    # Training's blend and depth weights; a rendering's are the same
+    # tensors wherever its focus is 1, so each is built once.
+    trained_blend = blended(logits)
+    trained = tf.nn.softmax(scores, axis=-1)  # (B, H, W, D)
+    rendered_blend, rendered = trained_blend, trained
+    if rendering_focus.views != 1:
+        rendered_blend = blended(_view_focus(rendering_focus.views, cosine, visibility) * logits)
+    if rendering_focus.depths != 1:
+        rendered = tf.nn.softmax(rendering_focus.depths * scores, axis=-1)
+    trained_seen = tf.reduce_sum(trained * seen_share, -1)
+    cues = tf.stack([trained_seen,
                      tf.reduce_sum(trained * tf.reshape(variance, grid), -1),
                      tf.reduce_max(trained, -1)], axis=-1)
-    rendered_seen = tf.reduce_sum(weights(rendering_focus.depths) * seen_share, -1, keepdims=True)
+    rendered_seen = (trained_seen if rendered is trained
+                     else tf.reduce_sum(rendered * seen_share, -1))[..., None]
     rendered_share = tf.minimum(1.0, rendered_seen * views / max(views - 1, 1))
-    return ColourPath(image(TRAINING_FOCUS), cues, image(rendering_focus), rendered_share)
+    trained_image = image(trained, trained_blend)
+    rendered_image = (trained_image if rendering_focus == TRAINING_FOCUS
+                      else image(rendered, rendered_blend))
+    return ColourPath(trained_image, cues, rendered_image, rendered_share)
 
 
 def without_network(context_frames, context_poses, context_field_of_view, query_pose,
