@@ -164,15 +164,20 @@ def _plane_sweep_image(inputs):
     return plane_sweep.plane_sweep(*renderer_geometry(inputs), inputs[DEPTH_RANGE_KEY]).image
 
 
-def _reprojection_image(inputs):
-    """The colour path's rendered image at its starting weights on the
-    planes a preset renders on, its depth chosen by the views' agreement
-    alone (flat sweep scores)."""
+def untrained_rendering(geometry, planes):
+    """The colour path's rendered image at its starting weights, as a
+    preset renders (its focus and resampling), on `planes` (B, D) with its
+    depth chosen by the views' agreement alone (flat sweep scores).
+    geometry: renderer_geometry's tuple."""
     config = GQNConfig().rendering()
-    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], config.sweep_depths)
-    return colour_path.without_network(*renderer_geometry(inputs), planes,
-                                       rendering_focus(config),
+    return colour_path.without_network(*geometry, planes, rendering_focus(config),
                                        config.colour_sampling).rendered_image
+
+
+def _reprojection_image(inputs):
+    """untrained_rendering on the planes a preset renders on."""
+    planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], GQNConfig().rendering().sweep_depths)
+    return untrained_rendering(renderer_geometry(inputs), planes)
 
 
 def baseline_views(scenes):

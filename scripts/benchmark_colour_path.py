@@ -34,7 +34,7 @@ from absl import app, flags  # noqa: E402
 from data_provider.scene_arrays import load_scenes  # noqa: E402
 from gqn import colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
 from gqn.config import GQNConfig  # noqa: E402
-from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS, rendering_focus  # noqa: E402
+from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Converted records (a folder of datasets).")
@@ -82,9 +82,7 @@ def render(scenes, variants):
     inputs = {key: tf.constant(scenes[key].astype(np.float32)) for key in FEATURE_KEYS}
     geometry = evaluation.renderer_geometry(inputs)
     planes = sweep.depth_planes(inputs[DEPTH_RANGE_KEY], FLAGS.depths)
-    rendering = GQNConfig().rendering()
-    image = colour_path.without_network(*geometry, planes, rendering_focus(rendering),
-                                        rendering.colour_sampling).rendered_image
+    image = evaluation.untrained_rendering(geometry, planes)
     samples, visibility, _ = plane_sweep.colours_along_rays(*geometry, planes, size)
     means = tf.reshape(sweep.view_statistics(samples, visibility)[..., :3], grid + [3])
     error = tf.reduce_sum(tf.square(means - tf.constant(scenes["target"])[..., None, :]), -1)
