@@ -69,11 +69,17 @@ def show_flags_in_help(entry_module):
 
 def run_main(main, program):
     """absl app.run(main) with user errors turned into a one-line message and
-    every flag of the command in --help."""
+    every flag of the command in --help. Words that are no flag are refused:
+    absl would hand them to main, which reads none, so a typo such as
+    `--hparams a=1 b=2` (a space for the comma) would silently drop b=2."""
     show_flags_in_help(main.__module__)
 
     def guarded_main(argv):
         try:
+            if len(argv) > 1:
+                raise FlagError(f"unexpected arguments {argv[1:]}: every input is a "
+                                "--flag (--hparams takes key=value pairs separated "
+                                "by commas, no spaces)")
             main(argv)
         except USER_ERRORS as error:
             print(f"{program}: error: {error}", file=sys.stderr)

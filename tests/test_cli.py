@@ -165,6 +165,15 @@ def test_warm_start_from_missing_checkpoint(workspace):
     assert_refused(result, "nowhere", "neither a model_dir nor a checkpoint")
 
 
+def test_a_word_that_is_no_flag_is_refused_not_dropped(workspace):
+    """`--hparams a=1 b=2` (a space for the comma) leaves 'b=2' as a stray
+    argument: refused with its name, nothing trained."""
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", workspace / "z",
+                     *TINY_MODEL_FLAGS, "rendered_depth_focus=2")
+    assert_refused(result, "unexpected arguments ['rendered_depth_focus=2']", "commas")
+    assert not os.path.exists(workspace / "z")
+
+
 def test_unknown_dataset_lists_known_ones(workspace):
     result = run_cli(TRAIN, "--data_dir", workspace / "data", "--dataset", "roms",
                      "--model_dir", workspace / "y", *TINY_MODEL_FLAGS)
