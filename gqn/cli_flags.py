@@ -28,6 +28,7 @@ MODEL_FLAG_FIELDS = {
     "precision": "precision",
     "adversarial_weight": "adversarial_weight",
     "feature_matching_weight": "feature_matching_weight",
+    "depth_loss_weight": "depth_loss_weight",
 }
 
 
@@ -38,6 +39,7 @@ MODEL_FLAG_FIELDS = {
 # checkpoints hold no discriminator to restore. How renderings mix in the
 # colour path uses the same variables either way.
 RUN_CHOICE_FIELDS = ("precision", "adversarial_weight", "feature_matching_weight",
+                     "depth_loss_weight",
                      "rendered_colour_share", "rendered_view_focus", "rendered_depth_focus",
                      "rendered_sweep_multiple", "rendered_colour_sampling")
 
@@ -135,6 +137,13 @@ def define_model_flags():
     flags.DEFINE_float("feature_matching_weight", None, "Sharpening: weight of "
                        "the L1 distance between the discriminator's features of "
                        "the target and of the generated view (default 0).")
+    flags.DEFINE_float("depth_loss_weight", None, "With the colour path: weight "
+                       "of the likelihood of the target under the colour path's "
+                       "planes taken one at a time, added to the ELBO; it "
+                       "teaches the sweep to commit to the depth the target "
+                       "shows (default 0; capture_experiment.py sets 1: it "
+                       "helped a real capture at 64 px and cost generated "
+                       "still lifes' fruit, docs/benchmarks.md).")
     flags.DEFINE_integer("anneal_steps", None, "Anneal the learning rate and "
                          "the pixel sigma over this many steps (both "
                          "learning_rate_anneal_steps and sigma_anneal_steps; "

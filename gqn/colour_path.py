@@ -45,8 +45,14 @@ from gqn import plane_sweep, poses, sweep
 # but one sees the pixel's points (one view missing is the common case at
 # a view's edge), less in proportion where fewer do; with a single context
 # view, the share of it that sees them.
+# depth_choice: training's choice among the planes (DepthChoice), which the
+# depth loss (gqn.objective.depth_choice_nll) scores against the target.
 ColourPath = collections.namedtuple(
-    "ColourPath", ["image", "cues", "rendered_image", "rendered_share"])
+    "ColourPath", ["image", "cues", "rendered_image", "rendered_share", "depth_choice"])
+# Per pixel and plane (B, H, W, D): the log of training's depth weight, the
+# views' blended colour there (B, H, W, D, 3) and the share of the views
+# that see the point.
+DepthChoice = collections.namedtuple("DepthChoice", ["log_weights", "colours", "seen"])
 # How much more sharply a rendering picks among the context views and the
 # sweep's depths than training does (gqn.config.GQNConfig.rendered_view_focus
 # and rendered_depth_focus): factors on the view blend's logits and on the
@@ -216,7 +222,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     # Training's blend and depth weights; a rendering's are the same
     # tensors wherever its focus is 1, so each is built once.
     trained_blend = blended(logits)
-    trained = tf.nn.softmax(scores, axis=-1)  # (B, H, W, D)
+    log_trained = tf.nn.log_softmax(scores, axis=-1)  # (B, H, W, D)
+    trained = tf.exp(log_trained)
     rendered_blend, rendered = trained_blend, trained
     if rendering_focus.views != 1:
         rendered_blend = blended(_view_focus(rendering_focus.views, cosine, visibility) * logits)
@@ -232,7 +239,8 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
     trained_image = image(trained, trained_blend)
     rendered_image = (trained_image if rendering_focus == TRAINING_FOCUS
                       else image(rendered, rendered_blend))
-    return ColourPath(trained_image, cues, rendered_image, rendered_share)
+    return ColourPath(trained_image, cues, rendered_image, rendered_share,
+                      DepthChoice(log_trained, trained_blend, seen_share))
 
 
 def without_network(context_frames, context_poses, context_field_of_view, query_pose,

@@ -125,6 +125,10 @@ class GQNConfig:
     # no discriminator (checkpoints hold the GQN alone).
     adversarial_weight: float = 0.0
     feature_matching_weight: float = 0.0
+    # With the colour path: weight of the depth choice's likelihood
+    # (gqn.objective.depth_choice_nll) added to the ELBO; 0 trains the
+    # depth through the reconstruction alone.
+    depth_loss_weight: float = 0.0
     discriminator_channels: int = 32
     discriminator_learning_rate: float = 2e-4
     # execution
@@ -218,7 +222,7 @@ class GQNConfig:
         if not abs(self.forget_bias) < float("inf"):
             raise ValueError(f"GQNConfig.forget_bias must be finite, got "
                              f"{self.forget_bias!r}")
-        for name in ["adversarial_weight", "feature_matching_weight"]:
+        for name in ["adversarial_weight", "feature_matching_weight", "depth_loss_weight"]:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "
                                  f"{getattr(self, name)!r}")

@@ -77,6 +77,9 @@ def training_objective(gqn_config, features, labels, global_step):
     terms, sigma, reconstruction = _per_example_terms(
         gqn_config, scene, labels, global_step)
     loss = tf.reduce_mean(terms["elbo"])
+    if gqn_config.colour_path and gqn_config.depth_loss_weight > 0:
+        terms["depth_nll"] = objective.depth_choice_nll(labels, scene.colours.depth_choice)
+        loss += gqn_config.depth_loss_weight * tf.reduce_mean(terms["depth_nll"])
     generated = sharpening = None
     if gqn_config.uses_discriminator:
         # The noise is a function of the content seeds, as training's is,
@@ -101,6 +104,8 @@ def _training_scalars(trained, labels):
     scalars = {name: tf.reduce_mean(terms[name])
                for name in ("elbo", "kl", "nll", "bits_per_dim")}
     metrics = objective.image_metrics(labels, trained.reconstruction.mean_image)
+    if "depth_nll" in terms:
+        scalars["depth_nll"] = tf.reduce_mean(terms["depth_nll"])
     scalars.update(loss=trained.loss,
                    reconstruction_mse=tf.reduce_mean(metrics["mse"]),
                    reconstruction_psnr=tf.reduce_mean(metrics["psnr"]))

@@ -28,6 +28,35 @@ def elbo_terms(target, mean, sigma, step_kls):
     return {"nll": nll, "kl": kl, "elbo": nll + kl}
 
 
+# The spread of a context view's colour about the truth on the right plane
+# (each channel, images in [0, 1]): exposure, white balance and resampling
+# differ between a phone's frames by a few percent.
+DEPTH_CHOICE_SIGMA = 0.1
+
+
+def depth_choice_nll(target, depth_choice):
+    """-log sum_d w_d N(target | colour_d, DEPTH_CHOICE_SIGMA^2) per pixel,
+    summed over the pixels some context view sees (B,), in nats: the depth
+    taken as a latent choice among the colour path's planes
+    (gqn.colour_path.DepthChoice), each plane a guess at the pixel.
+
+    Why: the reconstruction's likelihood scores only the blend of the
+    planes, mixed with the generator's image, and trained on it alone the
+    colour path's own rendering ended below its starting weights' (the
+    apple at 64 px: 22.21 against 22.39 dB). This mixture's gradient moves
+    each pixel's depth weights towards the planes whose colours explain the
+    target, as the depth oracle picks them, and the view blend towards the
+    views that explain it there (22.68 dB; docs/benchmarks.md, "A loss on
+    the depth choice")."""
+    target = tf.cast(target, tf.float32)[:, :, :, None]
+    squared_error = tf.reduce_sum(tf.square(depth_choice.colours - target), -1)
+    log_likelihood = tf.reduce_logsumexp(
+        depth_choice.log_weights - squared_error / (2 * DEPTH_CHOICE_SIGMA ** 2), -1)
+    seen = tf.stop_gradient(tf.reduce_max(depth_choice.seen, -1))
+    constant = 1.5 * (LOG_2PI + 2 * math.log(DEPTH_CHOICE_SIGMA))
+    return -tf.reduce_sum(seen * (log_likelihood - constant), axis=[1, 2])
+
+
 def bits_per_dim(nats, num_dims):
     """Negative ELBO in nats per image -> bits per 8-bit colour value."""
     return nats / (num_dims * math.log(2.0)) + BITS_FOR_8BIT_SCALING

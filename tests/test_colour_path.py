@@ -244,3 +244,36 @@ def test_reprojection_baseline_renders_the_wall_as_the_untrained_colour_path():
     assert _psnr(views["reprojection"][0], truth) > 31
     assert (_psnr(views["reprojection"][0], truth)
             > _psnr(views["context_mean"][0], truth) + 5)
+
+
+
+def test_depth_loss_moves_each_pixels_depth_weights_to_the_planes_that_explain_it():
+    """The depth choice's likelihood (gqn.objective.depth_choice_nll) of the
+    wall seen from a new pose, descended from flat depth weights (the
+    colours fixed): the likelihood rises, each seen pixel's largest weight
+    lands on the plane whose colour is nearest the truth (for 95% of them),
+    and the weighted image is 1 dB nearer the truth than the flat weights'
+    (+1.6 measured: on this smooth texture neighbouring planes differ by
+    little)."""
+    from gqn import objective
+    result = _colour_path(NEAR_CONTEXT, NEW_POSE).depth_choice
+    logits = tf.Variable(tf.zeros_like(result.log_weights))
+    choice = result._replace(log_weights=tf.nn.log_softmax(logits))
+    truth = _views([NEW_POSE])
+    nll = objective.depth_choice_nll(truth, choice)
+    descend = tf.train.GradientDescentOptimizer(0.5).minimize(
+        tf.reduce_sum(nll), var_list=[logits])
+    image = tf.reduce_sum(tf.exp(choice.log_weights)[..., None] * choice.colours, 3)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        before, flat, colours, seen = session.run([nll, image, result.colours, result.seen])
+        for _ in range(50):
+            session.run(descend)
+        after, weighted, log_weights = session.run([nll, image, choice.log_weights])
+    assert after[0] < before[0]
+    everywhere = seen[0].min(-1) == 1
+    nearest = np.square(colours[0] - truth[0][:, :, None]).sum(-1).argmin(-1)
+    agree = (log_weights[0].argmax(-1) == nearest)[everywhere]
+    assert agree.mean() > 0.95
+    assert (_psnr(weighted[0][everywhere], truth[0][everywhere])
+            > _psnr(flat[0][everywhere], truth[0][everywhere]) + 1)

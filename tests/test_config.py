@@ -51,6 +51,7 @@ def test_derived_sizes_follow_fields():
     ("upsample", "nearest", "upsample must be one of"),
     ("rendered_colour_share", "mean", "rendered_colour_share must be one of"),
     ("rendered_depth_focus", 0.0, "rendered_depth_focus must be > 0"),
+    ("depth_loss_weight", -0.5, "depth_loss_weight must be >= 0"),
     ("rendered_sweep_multiple", 0, "rendered_sweep_multiple must be a positive integer"),
     ("rendered_colour_sampling", "nearest", "rendered_colour_sampling must be one of"),
     ("pose_dim", 5, "pose_dim must be 7"),

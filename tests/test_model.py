@@ -266,7 +266,7 @@ def test_colour_correction_channels_reach_the_image_only_when_configured(correct
         reprojected = tf.constant(rng.uniform(size=[2, 4, 4, 3]), tf.float32)
         colours = ColourPath(
             reprojected, tf.constant(rng.uniform(size=[2, 4, 4, CUE_CHANNELS]), tf.float32),
-            reprojected, tf.constant(rng.uniform(size=[2, 4, 4, 1]), tf.float32))
+            reprojected, tf.constant(rng.uniform(size=[2, 4, 4, 1]), tf.float32), None)
         mean = draw.observation_mean(canvas, config, colours)
         kernel, = [v for v in tf.global_variables() if "observation_mix/kernel" in v.op.name]
         gains = [v for v in tf.global_variables() if "correction_gain" in v.op.name]

@@ -95,6 +95,31 @@ def test_the_scene_is_encoded_once_for_every_unroll(mode):
     assert len(observations) == {MODES.TRAIN: 2, MODES.EVAL: 2, MODES.PREDICT: 3}[mode]
 
 
+def test_the_depth_loss_adds_its_weighted_mean_to_the_elbo():
+    """With depth_loss_weight > 0 the training loss is the mean negative
+    ELBO plus the weight times the mean depth choice's NLL (written as a
+    training scalar); at 0 it is the ELBO alone and builds no such term."""
+    from gqn.model_fn import training_objective
+    config = tiny_config(representation="sweep", colour_path=True)
+    values = {}
+    for weight in (0.0, 0.5):
+        with tf.Graph().as_default():
+            tf.random.set_random_seed(0)
+            features, labels = constant_batch(config)
+            trained = training_objective(config.replace(depth_loss_weight=weight), features,
+                                         labels, tf.train.get_or_create_global_step())
+            with tf.Session() as session:
+                session.run(tf.global_variables_initializer())
+                values[weight] = session.run(trained._replace(
+                    scene=(), reconstruction=(), generated=(), sharpening=()))
+    assert "depth_nll" not in values[0.0].terms
+    plain, weighted = values[0.0], values[0.5]
+    assert plain.loss == pytest.approx(plain.terms["elbo"].mean(), rel=1e-6)
+    assert weighted.loss == pytest.approx(
+        weighted.terms["elbo"].mean() + 0.5 * weighted.terms["depth_nll"].mean(), rel=1e-5)
+    assert abs(weighted.terms["depth_nll"].mean()) > 1
+
+
 def test_eval_spec_reports_every_metric():
     with tf.Graph().as_default():
         spec = _call_model_fn(tiny_config(), MODES.EVAL)
