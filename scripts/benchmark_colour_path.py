@@ -29,7 +29,8 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 from data_provider.scene_arrays import load_scenes  # noqa: E402
 from gqn import colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
@@ -57,14 +58,14 @@ def parse_variant(text):
     for item in text.split(","):
         name, _, value = item.partition("=")
         if name not in colour_path.INITIAL_WEIGHTS:
-            raise app.UsageError(f"--weights {text!r}: unknown weight {name!r}; "
+            raise cli_flags.FlagError(f"--weights {text!r}: unknown weight {name!r}; "
                                  f"choose from {sorted(colour_path.INITIAL_WEIGHTS)}")
         try:
             variant[name] = float(value)
         except ValueError:
-            raise app.UsageError(f"--weights {text!r}: {value!r} is not a number") from None
+            raise cli_flags.FlagError(f"--weights {text!r}: {value!r} is not a number") from None
         if variant[name] < 0:
-            raise app.UsageError(f"--weights {text!r}: a weight cannot be negative")
+            raise cli_flags.FlagError(f"--weights {text!r}: a weight cannot be negative")
     return variant
 
 
@@ -138,4 +139,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "benchmark_colour_path")

@@ -37,7 +37,8 @@ from gqn import startup
 startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf
-from absl import app, flags
+from absl import flags
+from gqn import cli_flags
 from PIL import Image, ImageDraw
 
 from data_provider import fruit_stills, photo_preprocess, photo_source, record_writer, synthetic
@@ -252,4 +253,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "benchmark_convert")

@@ -29,7 +29,8 @@ DEVICES = hardware.use_logical_cpus(2)
 
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
@@ -178,4 +179,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "benchmark_distribution")

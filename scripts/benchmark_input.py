@@ -19,7 +19,8 @@ from gqn import startup
 startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf
-from absl import app, flags
+from absl import flags
+from gqn import cli_flags
 
 from data_provider import synthetic
 from data_provider.gqn_tfr_provider import gqn_input_fn
@@ -96,4 +97,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "benchmark_input")

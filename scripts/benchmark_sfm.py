@@ -25,7 +25,8 @@ from gqn import startup
 startup.quiet_tensorflow_log()  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 from data_provider import generated_captures, record_writer  # noqa: E402
 from data_provider.camera_poses import sfm  # noqa: E402
@@ -206,4 +207,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "benchmark_sfm")

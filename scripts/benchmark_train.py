@@ -26,7 +26,8 @@ from gqn import startup
 startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
@@ -184,4 +185,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "benchmark_train")

@@ -30,7 +30,8 @@ from gqn import startup
 
 startup.quiet_tensorflow_log()  # before TensorFlow is imported (the per-view table's module)
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 from gqn.evaluation import per_view_table  # noqa: E402
 from scripts.curves import plot_curves  # noqa: E402
@@ -175,4 +176,4 @@ def _means(summary):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "capture_experiment")

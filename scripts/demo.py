@@ -20,7 +20,8 @@ from gqn import startup
 
 startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 
 from scripts.stages import run_stage  # noqa: E402
 
@@ -120,4 +121,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_flags.run_main(main, "demo")

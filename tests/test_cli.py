@@ -174,6 +174,16 @@ def test_a_word_that_is_no_flag_is_refused_not_dropped(workspace):
     assert not os.path.exists(workspace / "z")
 
 
+@pytest.mark.parametrize("script", ["scripts/capture_experiment.py", "scripts/demo.py",
+                                    "scripts/benchmark_quality.py"])
+def test_the_scripts_refuse_a_stray_word_too(script, tmp_path):
+    """The long jobs refuse a stray word before doing anything (each would
+    otherwise run for minutes without it)."""
+    result = run_cli(script, "--output_dir", tmp_path / "out", "seed=1")
+    assert_refused(result, "unexpected arguments ['seed=1']")
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_unknown_dataset_lists_known_ones(workspace):
     result = run_cli(TRAIN, "--data_dir", workspace / "data", "--dataset", "roms",
                      "--model_dir", workspace / "y", *TINY_MODEL_FLAGS)
