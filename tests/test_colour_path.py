@@ -8,7 +8,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from data_provider import synthetic
-from gqn import colour_path, evaluation, plane_sweep, poses, sweep
+from gqn import colour_path, evaluation, objective, plane_sweep, poses, sweep
 from gqn.model import CONTEXT_FIELD_OF_VIEW_KEY, DEPTH_RANGE_KEY, QUERY_FIELD_OF_VIEW_KEY
 from tests.tiny import run_initialised
 
@@ -246,7 +246,6 @@ def test_reprojection_baseline_renders_the_wall_as_the_untrained_colour_path():
             > _psnr(views["context_mean"][0], truth) + 5)
 
 
-
 def test_depth_loss_moves_each_pixels_depth_weights_to_the_planes_that_explain_it():
     """The depth choice's likelihood (gqn.objective.depth_choice_nll) of the
     wall seen from a new pose, descended from flat depth weights (the
@@ -255,7 +254,6 @@ def test_depth_loss_moves_each_pixels_depth_weights_to_the_planes_that_explain_i
     and the weighted image is 1 dB nearer the truth than the flat weights'
     (+1.6 measured: on this smooth texture neighbouring planes differ by
     little)."""
-    from gqn import objective
     result = _colour_path(NEAR_CONTEXT, NEW_POSE).depth_choice
     logits = tf.Variable(tf.zeros_like(result.log_weights))
     choice = result._replace(log_weights=tf.nn.log_softmax(logits))

@@ -10,7 +10,7 @@ from tensorflow.python.summary.summary_iterator import summary_iterator
 
 from gqn import estimator, model, objective
 from gqn.model import TARGET_MASK_KEY
-from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS, model_fn_builder
+from gqn.model_fn import EVAL_METRICS, TRAIN_SCALARS, model_fn_builder, training_objective
 from tests.tiny import constant_batch, random_batch, tiny_config
 
 MODES = tf.estimator.ModeKeys
@@ -97,9 +97,8 @@ def test_the_scene_is_encoded_once_for_every_unroll(mode):
 
 def test_the_depth_loss_adds_its_weighted_mean_to_the_elbo():
     """With depth_loss_weight > 0 the training loss is the mean negative
-    ELBO plus the weight times the mean depth choice's NLL (written as a
-    training scalar); at 0 it is the ELBO alone and builds no such term."""
-    from gqn.model_fn import training_objective
+    ELBO plus the weight times the mean depth choice's NLL; at 0 it is the
+    ELBO alone and builds no such term."""
     config = tiny_config(representation="sweep", colour_path=True)
     values = {}
     for weight in (0.0, 0.5):
