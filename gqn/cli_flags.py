@@ -33,8 +33,9 @@ MODEL_FLAG_FIELDS = {
 
 
 # How a run computes or what it optimises, not what the model is: a resumed
-# run may change these. The sharpening weights are loss weights like a
-# learning rate, so a run may sharpen harder or stop sharpening; only
+# run may change these. The sharpening and depth loss weights are loss
+# weights like a learning rate, so a run may sharpen harder or stop
+# sharpening (a fine-tuning may add the depth loss); only
 # turning the discriminator on is refused on resume, since the model_dir's
 # checkpoints hold no discriminator to restore. How renderings mix in the
 # colour path uses the same variables either way.

@@ -175,10 +175,11 @@ def colour_path(context_frames, context_poses, context_field_of_view, query_pose
                 sampling="bilinear"):
     """Context frames (B, M, H, W, 3) in [0, 1] (float32), their poses and
     fields of view, the query's, the sweep (gqn.sweep.Sweep), a
-    RenderingFocus and the resampling kernel (gqn.sweep.SAMPLERS) -> ColourPath: the reprojected image (B, H, W, 3), its
-    cues (B, H, W, CUE_CHANNELS), the rendered image (B, H, W, 3) and its
-    share of a rendered pixel (B, H, W, 1). A graph that only trains never
-    runs the rendered image's ops."""
+    RenderingFocus and the resampling kernel (gqn.sweep.SAMPLERS) ->
+    ColourPath: the reprojected image (B, H, W, 3), its cues (B, H, W,
+    CUE_CHANNELS), the rendered image (B, H, W, 3), its share of a rendered
+    pixel (B, H, W, 1) and training's DepthChoice. A graph that only trains
+    never runs the rendered image's ops."""
     batch, views, size = context_frames.shape.as_list()[:3]
     planes = sweep_output.planes
     depths = planes.shape.as_list()[1]

@@ -30,10 +30,9 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import flags  # noqa: E402
-from gqn import cli_flags  # noqa: E402
 
 from data_provider.scene_arrays import load_scenes  # noqa: E402
-from gqn import colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
+from gqn import cli_flags, colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
 from gqn.config import GQNConfig  # noqa: E402
 from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS  # noqa: E402
 
@@ -59,7 +58,7 @@ def parse_variant(text):
         name, _, value = item.partition("=")
         if name not in colour_path.INITIAL_WEIGHTS:
             raise cli_flags.FlagError(f"--weights {text!r}: unknown weight {name!r}; "
-                                 f"choose from {sorted(colour_path.INITIAL_WEIGHTS)}")
+                                      f"choose from {sorted(colour_path.INITIAL_WEIGHTS)}")
         try:
             variant[name] = float(value)
         except ValueError:

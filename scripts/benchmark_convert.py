@@ -38,12 +38,12 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf
 from absl import flags
-from gqn import cli_flags
 from PIL import Image, ImageDraw
 
 from data_provider import fruit_stills, photo_preprocess, photo_source, record_writer, synthetic
 from data_provider.camera_poses import sfm
 from data_provider.fruit_poses import FRUIT_LAYOUTS
+from gqn import cli_flags
 
 flags.DEFINE_list("parts", ["convert", "sfm"], "What to time: 'convert' (the fruit "
                   "zip) and 'sfm' (structure from motion).")

@@ -30,11 +30,10 @@ DEVICES = hardware.use_logical_cpus(2)
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import flags  # noqa: E402
-from gqn import cli_flags  # noqa: E402
 
 from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
-from gqn import estimator  # noqa: E402
+from gqn import cli_flags, estimator  # noqa: E402
 from gqn.model_fn import model_fn_builder  # noqa: E402
 # (its flags are named apart from benchmark_train's, which this imports)
 from scripts.benchmark_train import count_flops  # noqa: E402

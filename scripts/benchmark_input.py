@@ -20,10 +20,10 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf
 from absl import flags
-from gqn import cli_flags
 
 from data_provider import synthetic
 from data_provider.gqn_tfr_provider import gqn_input_fn
+from gqn import cli_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("root", None, "Read this root instead of generating a set.")

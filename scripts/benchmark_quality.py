@@ -39,14 +39,12 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf
 from absl import flags
-from gqn import cli_flags
 
 from data_provider import synthetic
 from data_provider.gqn_tfr_provider import gqn_input_fn
 from data_provider.scene_arrays import load_scenes
 from gqn import config as gqn_config_lib
-from gqn import estimator, evaluation, hardware, images, training
-from gqn.cli_flags import parse_hparams
+from gqn import cli_flags, estimator, evaluation, hardware, images, training
 from gqn.predictor import Predictor
 from scripts.curves import plot_curves
 
@@ -103,7 +101,7 @@ def base_config(finetune_steps):
     precision = hardware.effective_precision("bfloat16", False, print)
     config = gqn_config_lib.preset(FLAGS.preset, image_size=FLAGS.img_size,
                                    precision=precision).annealed_over(finetune_steps)
-    return config.replace(**parse_hparams(FLAGS.hparams))
+    return config.replace(**cli_flags.parse_hparams(FLAGS.hparams))
 
 
 def train(config, root, dataset, model_dir, steps, warm_start=None):

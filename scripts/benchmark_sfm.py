@@ -26,12 +26,12 @@ startup.quiet_tensorflow_log()  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
-from gqn import cli_flags  # noqa: E402
 
 from data_provider import generated_captures, record_writer  # noqa: E402
 from data_provider.camera_poses import sfm  # noqa: E402
 from data_provider.camera_poses.frame import similarity_fit  # noqa: E402
 from data_provider.camera_poses.intrinsics import Focal  # noqa: E402
+from gqn import cli_flags  # noqa: E402
 from gqn.poses import viewing_direction  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

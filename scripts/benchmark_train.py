@@ -27,12 +27,10 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 from absl import flags  # noqa: E402
-from gqn import cli_flags  # noqa: E402
 
 from data_provider.scene_arrays import random_inputs  # noqa: E402
 from gqn import config as gqn_config_lib  # noqa: E402
-from gqn import hardware  # noqa: E402
-from gqn.cli_flags import parse_hparams  # noqa: E402
+from gqn import cli_flags, hardware  # noqa: E402
 from gqn.estimator import session_config  # noqa: E402
 from gqn.model_fn import model_fn_builder  # noqa: E402
 
@@ -134,7 +132,7 @@ def _variants():
     skipped = set(FLAGS.precisions) - set(precisions)
     if skipped:
         print(f"skipping {sorted(skipped)}: this CPU lacks native bfloat16")
-    changes = [{}] + ([parse_hparams(FLAGS.compare_hparams)] if FLAGS.compare_hparams
+    changes = [{}] + ([cli_flags.parse_hparams(FLAGS.compare_hparams)] if FLAGS.compare_hparams
                       else [])
     return [(p, xla, change) for p in precisions
             for xla in ([False, True] if FLAGS.xla else [False]) for change in changes]
@@ -153,7 +151,7 @@ def main(_):
         overrides = {"batch_size": FLAGS.paper_batch_size} if name == "paper" else {}
         if FLAGS.batch_size:
             overrides["batch_size"] = FLAGS.batch_size
-        overrides.update(parse_hparams(FLAGS.hparams))
+        overrides.update(cli_flags.parse_hparams(FLAGS.hparams))
         variants = [(gqn_config_lib.preset(name, precision=precision,
                                            **{**overrides, **change}), xla,
                      ",".join(f"{k}={v}" for k, v in change.items()) or "-")

@@ -29,13 +29,12 @@ startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 import tensorflow.compat.v1 as tf
 from absl import flags
-from gqn import cli_flags
 
 from data_provider import synthetic
 from data_provider.gqn_tfr_provider import gqn_input_fn
 from data_provider.scene_arrays import load_scenes
 from gqn import config as gqn_config_lib
-from gqn import estimator, evaluation, images, objective, training
+from gqn import cli_flags, estimator, evaluation, images, objective, training
 from gqn.predictor import Predictor
 
 FLAGS = flags.FLAGS

@@ -31,8 +31,8 @@ from gqn import startup
 startup.quiet_tensorflow_log()  # before TensorFlow is imported (the per-view table's module)
 
 from absl import flags  # noqa: E402
-from gqn import cli_flags  # noqa: E402
 
+from gqn import cli_flags  # noqa: E402
 from gqn.evaluation import per_view_table  # noqa: E402
 from scripts.curves import plot_curves  # noqa: E402
 from scripts.stages import REPO, run_stage  # noqa: E402

@@ -21,8 +21,8 @@ from gqn import startup
 startup.start_command()  # TensorFlow quiet and in graph mode, before it loads
 
 from absl import flags  # noqa: E402
-from gqn import cli_flags  # noqa: E402
 
+from gqn import cli_flags  # noqa: E402
 from scripts.stages import run_stage  # noqa: E402
 
 FLAGS = flags.FLAGS
