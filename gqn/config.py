@@ -226,6 +226,10 @@ class GQNConfig:
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"GQNConfig.{name} must be >= 0 and finite, got "
                                  f"{getattr(self, name)!r}")
+        if self.depth_loss_weight and not self.colour_path:
+            raise ValueError("GQNConfig.depth_loss_weight needs the colour path (it "
+                             "trains the colour path's depth choice), got "
+                             f"{self.depth_loss_weight!r} with colour_path off")
         for name in ["adam_beta1", "adam_beta2"]:
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"GQNConfig.{name} must be in [0, 1), got "

@@ -77,7 +77,7 @@ def training_objective(gqn_config, features, labels, global_step):
     terms, sigma, reconstruction = _per_example_terms(
         gqn_config, scene, labels, global_step)
     loss = tf.reduce_mean(terms["elbo"])
-    if gqn_config.colour_path and gqn_config.depth_loss_weight > 0:
+    if gqn_config.depth_loss_weight > 0:  # validate() keeps it to the colour path
         terms["depth_nll"] = objective.depth_choice_nll(labels, scene.colours.depth_choice)
         loss += gqn_config.depth_loss_weight * tf.reduce_mean(terms["depth_nll"])
     generated = sharpening = None

@@ -184,6 +184,15 @@ def test_the_scripts_refuse_a_stray_word_too(script, tmp_path):
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_a_depth_loss_without_the_colour_path_is_refused(workspace):
+    """The depth loss trains the colour path's depth choice: asked for with
+    the colour path off it would be dropped silently, so it is refused."""
+    result = run_cli(TRAIN, *rooms_flags(workspace), "--model_dir", workspace / "d",
+                     *TINY_MODEL_FLAGS, "--colour_path=false", "--depth_loss_weight", "1")
+    assert_refused(result, "depth_loss_weight needs the colour path")
+    assert not os.path.exists(workspace / "d")
+
+
 def test_unknown_dataset_lists_known_ones(workspace):
     result = run_cli(TRAIN, "--data_dir", workspace / "data", "--dataset", "roms",
                      "--model_dir", workspace / "y", *TINY_MODEL_FLAGS)

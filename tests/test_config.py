@@ -62,6 +62,7 @@ def test_derived_sizes_follow_fields():
     ("forget_bias", float("inf"), "forget_bias must be finite"),
     ("field_of_view", 180.0, "field_of_view must be between 0 and 180"),
     ("colour_path", True, "colour_path needs the sweep representation"),
+    ("depth_loss_weight", 1.0, "depth_loss_weight needs the colour path"),
     ("sweep_depths", 0, "sweep_depths must be a positive integer"),
     ("sweep_depths", 1, "sweep_depths must be at least 2"),
 ])
