@@ -18,6 +18,8 @@ training).
 
     python scripts/benchmark_quality.py --output_dir quality        # 64 px, ~30 min on 2 cores
     python scripts/benchmark_quality.py --output_dir q --seed 1 --img_size 32
+    python scripts/benchmark_quality.py --output_dir long --minutes 120 \
+        --variants finetuned --pretrained_model_dir quality/models/pretrained
 
 Writes DIR/quality.json ({"data_dir", "dataset", "image_size", "models":
 {variant: model_dir}, "metrics": {variant: {step: {metric: value}}},
@@ -44,7 +46,7 @@ from data_provider import synthetic
 from data_provider.gqn_tfr_provider import gqn_input_fn
 from data_provider.scene_arrays import load_scenes
 from gqn import config as gqn_config_lib
-from gqn import cli_flags, estimator, evaluation, hardware, images, training
+from gqn import checkpoints, cli_flags, estimator, evaluation, hardware, images, training
 from gqn.predictor import Predictor
 from scripts.curves import plot_curves
 
@@ -67,6 +69,10 @@ flags.DEFINE_list("hparams", [], "GQNConfig fields for every variant, key=value 
                   "(e.g. sigma_end=0.3).")
 flags.DEFINE_integer("context_pool", None, "Training draws each query's context "
                      "among this many nearest views (default: the reader's).")
+flags.DEFINE_string("pretrained_model_dir", None, "Fine-tune from this model_dir "
+                    "(trained on rooms at --img_size with the preset's weights) "
+                    "instead of pretraining one here first; its rooms are not "
+                    "generated then.")
 flags.DEFINE_integer("evaluations", 4, "Evaluations along the fine-tuning.")
 flags.DEFINE_integer("eval_scenes", 40, "Held-out still lifes evaluated.")
 flags.mark_flag_as_required("output_dir")
@@ -86,13 +92,21 @@ def data_root(output_dir):
     if FLAGS.data_dir:
         return FLAGS.data_dir
     root = os.path.join(output_dir, "data")
-    for name, preset, count in (("rooms", "rooms", ROOM_SCENES),
-                                ("still_life", "still_life", STILL_LIFE_SCENES)):
+    needed = [("still_life", "still_life", STILL_LIFE_SCENES)]
+    if pretrains():
+        needed.insert(0, ("rooms", "rooms", ROOM_SCENES))
+    for name, preset, count in needed:
         if not tf.io.gfile.exists(os.path.join(root, name, "dataset_info.json")):
             synthetic.generate_dataset(root, name, preset, num_train_scenes=count,
                                        num_test_scenes=FLAGS.eval_scenes,
                                        image_size=FLAGS.img_size, seed=FLAGS.seed)
     return root
+
+
+def pretrains():
+    """Whether this run pretrains on rooms itself."""
+    return (FLAGS.pretrained_model_dir is None
+            and any(name != "scratch" for name in FLAGS.variants))
 
 
 def base_config(finetune_steps):
@@ -158,6 +172,15 @@ def run_variant(name, config, root, models, pretrained, finetune_steps, scenes, 
 def main(_):
     tf.logging.set_verbosity(tf.logging.ERROR)
     started = time.time()
+    minutes = FLAGS.minutes * (BUDGET_IMAGE_SIZE / FLAGS.img_size) ** 2
+    pretrain_steps = max(1, round(minutes * PRETRAIN_STEPS_PER_MINUTE))
+    finetune_steps = max(FLAGS.evaluations, round(minutes * FINETUNE_STEPS_PER_MINUTE))
+    config = base_config(finetune_steps)
+    if FLAGS.pretrained_model_dir:  # refused before anything is written
+        checkpoints.check_warm_start(
+            checkpoints.resolve_checkpoint(FLAGS.pretrained_model_dir), config,
+            estimator.MODEL_VARIABLES_REGEX)
+        pretrain_steps = checkpoints.global_step_of(FLAGS.pretrained_model_dir)
     output_dir = os.path.abspath(FLAGS.output_dir)
     os.makedirs(output_dir, exist_ok=True)
 
@@ -165,13 +188,13 @@ def main(_):
         print(f"[{time.time() - started:5.0f} s] {text}", flush=True)
 
     root = data_root(output_dir)
-    minutes = FLAGS.minutes * (BUDGET_IMAGE_SIZE / FLAGS.img_size) ** 2
-    pretrain_steps = max(1, round(minutes * PRETRAIN_STEPS_PER_MINUTE))
-    finetune_steps = max(FLAGS.evaluations, round(minutes * FINETUNE_STEPS_PER_MINUTE))
-    config = base_config(finetune_steps)
-    log(f"data in {root}; {pretrain_steps} pretraining and {finetune_steps} "
-        f"fine-tuning steps, {FLAGS.preset} preset, {FLAGS.img_size} px, "
-        f"{config.precision}")
+    start = ""
+    if pretrains():
+        start = f"{pretrain_steps} pretraining and"
+    elif FLAGS.pretrained_model_dir:
+        start = f"from {FLAGS.pretrained_model_dir} (step {pretrain_steps}),"
+    log(f"data in {root}; {start} {finetune_steps} fine-tuning steps, "
+        f"{FLAGS.preset} preset, {FLAGS.img_size} px, {config.precision}")
     scenes = load_scenes("still_life", root, config.context_size, FLAGS.eval_scenes,
                          image_size=FLAGS.img_size, seed=FLAGS.seed)
     metrics = evaluation.ImageMetrics(FLAGS.img_size)
@@ -179,14 +202,15 @@ def main(_):
                         evaluation.summarise(values).items()}
                  for name, values in evaluation.evaluate_baselines(scenes, metrics).items()}
     models = os.path.join(output_dir, "models")
-    pretrained = os.path.join(models, "pretrained")
-    if any(name != "scratch" for name in FLAGS.variants):
+    pretrained = FLAGS.pretrained_model_dir or os.path.join(models, "pretrained")
+    if pretrains():
         train(config.annealed_over(pretrain_steps), root, "rooms", pretrained,
               pretrain_steps)
         log(f"pretrained {pretrain_steps} steps on rooms")
     result = {"data_dir": root, "dataset": "still_life", "image_size": FLAGS.img_size,
               "seed": FLAGS.seed, "num_scenes": int(len(scenes["target"])),
-              "pretrain_steps": pretrain_steps, "finetune_steps": finetune_steps,
+              "pretrained_model_dir": pretrained, "pretrain_steps": pretrain_steps,
+              "finetune_steps": finetune_steps,
               "config": json.loads(config.to_json()), "baselines": baselines,
               "models": {}, "metrics": {}}
     generated = {}

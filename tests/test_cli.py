@@ -193,6 +193,13 @@ def test_a_depth_loss_without_the_colour_path_is_refused(workspace):
     assert not os.path.exists(workspace / "d")
 
 
+def test_the_quality_benchmark_refuses_a_missing_pretrained_model(tmp_path):
+    result = run_cli("scripts/benchmark_quality.py", "--output_dir", tmp_path / "out",
+                     "--pretrained_model_dir", tmp_path / "nowhere")
+    assert_refused(result, "nowhere", "neither a model_dir nor a checkpoint")
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_unknown_dataset_lists_known_ones(workspace):
     result = run_cli(TRAIN, "--data_dir", workspace / "data", "--dataset", "roms",
                      "--model_dir", workspace / "y", *TINY_MODEL_FLAGS)
