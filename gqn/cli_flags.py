@@ -9,6 +9,7 @@ import typing
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 
+from gqn import startup
 from gqn.config import (ANNEALED_OVER_RUN, PRECISIONS, PRESETS, REPRESENTATIONS,
                         UPSAMPLERS, GQNConfig, preset)
 
@@ -74,8 +75,11 @@ def run_main(main, program):
     """absl app.run(main) with user errors turned into a one-line message and
     every flag of the command in --help. Words that are no flag are refused:
     absl would hand them to main, which reads none, so a typo such as
-    `--hparams a=1 b=2` (a space for the comma) would silently drop b=2."""
+    `--hparams a=1 b=2` (a space for the comma) would silently drop b=2.
+    TensorFlow's log goes out once, through absl's handler, without its
+    deprecation notices (gqn.startup.one_copy_of_each_log_line)."""
     show_flags_in_help(main.__module__)
+    startup.one_copy_of_each_log_line()
 
     def guarded_main(argv):
         try:

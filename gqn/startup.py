@@ -15,8 +15,15 @@ run_*.py scripts do for themselves, as the first thing a command runs:
 - use_graph_mode(), before any graph is built: the package is written
   against TensorFlow's 1.x graph API, and TensorFlow 2.x runs it in that
   mode (as TF 1.15 behaves by default).
+- one_copy_of_each_log_line(), which gqn.cli_flags.run_main calls for
+  every command: TensorFlow gives its logger a handler of its
+  own when imported, and absl's app.run gives the root logger another, so
+  every line (the training progress too) was printed twice. And the
+  Estimator API that the package is built on draws about twenty "is
+  deprecated ... Use tf.keras instead" notices per run, which a user of
+  this package can do nothing about; they are dropped.
 
-This module imports TensorFlow only inside use_graph_mode().
+This module imports TensorFlow only inside those two.
 """
 import logging
 import os
@@ -49,7 +56,26 @@ def use_graph_mode():
         tf_logger.setLevel(level)
 
 
+# Where TensorFlow's deprecation notices come from (the module that logs them).
+DEPRECATION_NOTICE_MODULES = ("deprecation.py", "module_wrapper.py")
+
+
+def _not_a_deprecation_notice(record):
+    return record.filename not in DEPRECATION_NOTICE_MODULES
+
+
+def one_copy_of_each_log_line():
+    """Leaves TensorFlow's log to absl's handler (which app.run installs on
+    the root logger, with time stamps) and drops its deprecation notices."""
+    import tensorflow.compat.v1 as tf
+    tf_logger = tf.get_logger()
+    for handler in list(tf_logger.handlers):
+        tf_logger.removeHandler(handler)
+    tf_logger.addFilter(_not_a_deprecation_notice)
+
+
 def start_command():
-    """Both, for a command whose module has not imported TensorFlow yet."""
+    """The first two, for a command whose module has not imported TensorFlow
+    yet (gqn.cli_flags.run_main does the third)."""
     quiet_tensorflow_log()
     use_graph_mode()

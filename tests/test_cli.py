@@ -66,6 +66,10 @@ def test_train_resume_progress_and_summaries(pretrained):
     assert int(tf.train.load_variable(str(model_dir), "global_step")) == 6
     assert "step 4/4" in first.stderr and "examples/s" in first.stderr
     assert "ETA" in first.stderr
+    # each line once (TensorFlow's own handler printed it beside absl's),
+    # and none of the Estimator API's deprecation notices
+    assert first.stderr.count("step 4/4 ") == 1, first.stderr[-3000:]
+    assert "is deprecated" not in first.stderr and "Use tf.keras" not in first.stderr
     assert "step 6/6" in resumed.stderr and "step 2/" not in resumed.stderr
     train_tags = event_tags(str(model_dir))
     assert set(TRAIN_SCALARS) | {"target", "generation", "examples/sec"} <= train_tags
