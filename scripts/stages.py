@@ -23,8 +23,9 @@ def run_stage(log_dir, title, *command):
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
         for line in process.stdout:
             log.write(line)
-            if _worth_showing(line):
-                print("  " + _without_log_prefix(line.rstrip()), flush=True)
+            message = _without_log_prefix(line.rstrip())
+            if _worth_showing(message):
+                print("  " + message, flush=True)
     print(f"--- {time.time() - start:.0f} s, full log: {log_path}", flush=True)
     if process.returncode:
         sys.exit(f"stopped: '{title}' failed (exit {process.returncode}); "
@@ -35,12 +36,14 @@ def _without_log_prefix(line):
     return line.split("] ", 1)[1] if line.startswith(("I1", "W1", "E1")) else line
 
 
-def _worth_showing(line):
-    """Progress and results, not TensorFlow's chatter."""
+def _worth_showing(message):
+    """Progress and results, not TensorFlow's chatter (judged without the
+    log prefix, whose source file name, e.g. error_handling.py, would
+    otherwise pass for a key)."""
     keys = ("step ", "eval at step", "wrote", "error", "SavedModel", "scenes",
             "photos", "metrics", "grid", "fly-around", "strip", "±", "baseline",
             "elbo", "preview", "pairing", "lacks", "poses", "roll", "held out",
             "registered", "cameras", "field of view")
     noise = ("tensorflow/core", "cuda", "WARNING", "Instructions", "INFO:tensorflow",
-             "global_step/sec", "%|")
-    return any(key in line for key in keys) and not any(n in line for n in noise)
+             "global_step/sec", "%|", "Saving dict for global step", "checkpoint_path")
+    return any(key in message for key in keys) and not any(n in message for n in noise)
