@@ -15,7 +15,8 @@ depth choice on these planes and these context views, and the gap below it
 is the depth choice's error. It is not a geometry ceiling: the plane it
 picks is the one whose colour fits, which on the apple a depth prior from
 the SfM points themselves does not approach (docs/benchmarks.md). Prints
-PSNR and sharpness per row (mean and per view) and writes colour_path.png:
+PSNR and sharpness per row (mean and per view; on scenes with object masks
+also the PSNR on the object and on the rest) and writes colour_path.png:
 target | each row's image.
 
     python scripts/benchmark_colour_path.py --data_dir capture_output/data \\
@@ -34,7 +35,7 @@ from absl import flags  # noqa: E402
 from data_provider.scene_arrays import load_scenes  # noqa: E402
 from gqn import cli_flags, colour_path, evaluation, images, plane_sweep, sweep  # noqa: E402
 from gqn.config import GQNConfig  # noqa: E402
-from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS  # noqa: E402
+from gqn.model import DEPTH_RANGE_KEY, FEATURE_KEYS, TARGET_MASK_KEY  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Converted records (a folder of datasets).")
@@ -115,14 +116,19 @@ def main(_):
     with tf.Graph().as_default():
         answers.update(render(scenes, variants))
     width = max(len(label) for label in answers)
+    masks = scenes.get(TARGET_MASK_KEY)
+    regions = ("fruit_psnr", "background_psnr") if masks is not None else ()
     print(f"{len(scenes['target'])} test views of {FLAGS.dataset}, {size} px, "
           f"{FLAGS.context_size} nearest views as context, {FLAGS.depths} planes")
-    print(f"{'':{width}}  PSNR (dB)  sharpness  PSNR per view")
+    print(f"{'':{width}}  PSNR (dB)  sharpness" + "".join(f"  {name:>15}" for name in regions)
+          + "  PSNR per view")
     for label, answer in answers.items():
-        scores = metrics(scenes["target"], np.clip(answer, 0, 1))
+        scores = metrics(scenes["target"], np.clip(answer, 0, 1), masks)
         per_view = " ".join(f"{value:5.1f}" for value in scores["psnr"][:12])
         print(f"{label:{width}}  {np.mean(scores['psnr']):9.2f}  "
-              f"{np.mean(scores['sharpness']):9.3f}  {per_view}")
+              f"{np.mean(scores['sharpness']):9.3f}"
+              + "".join(f"  {np.nanmean(scores[name]):15.2f}" for name in regions)
+              + f"  {per_view}")
     shown = min(len(scenes["target"]), evaluation.MAX_GRID_SCENES)
     rows = [[scenes["target"][index]] + [np.clip(answer[index], 0, 1)
                                          for answer in answers.values()]

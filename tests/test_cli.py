@@ -227,8 +227,10 @@ def test_eval_writes_metrics_and_grid_and_compares(pretrained, workspace):
     for baseline in metrics["baselines"]:
         # generated scenes carry object masks: the error on the objects too
         assert set(metrics["baselines"][baseline]) == {"mse", "psnr", "ssim", "sharpness",
-                                                       "fruit_mse", "fruit_psnr"}
+                                                       "fruit_mse", "fruit_psnr",
+                                                       "background_mse", "background_psnr"}
     assert np.isfinite(metrics["model"]["fruit_psnr"]["mean"])
+    assert np.isfinite(metrics["model"]["background_psnr"]["mean"])
     assert metrics["num_scenes"] == 6
     # the same model on the same scenes and noise scores identically
     assert metrics["compare_model"] == metrics["model"]

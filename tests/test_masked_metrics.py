@@ -1,5 +1,6 @@
-"""Error on the object alone: masked MSE/PSNR give known answers on known
-images, and evaluation reports them where the scenes carry object masks."""
+"""Error on the object and on the rest apart: masked MSE/PSNR give known
+answers on known images, and evaluation reports them where the scenes carry
+object masks."""
 import numpy as np
 import tensorflow.compat.v1 as tf
 
@@ -11,7 +12,7 @@ def masked(target, image, mask):
         return session.run(objective.masked_image_metrics(target, image, mask))
 
 
-def test_masked_psnr_counts_only_the_masked_pixels():
+def test_masked_psnr_counts_only_the_masked_pixels_and_the_background_the_rest():
     target = np.zeros([3, 8, 8, 3], np.float32)
     image = np.full_like(target, 0.5)  # 6 dB everywhere...
     image[:, 2:4, 2:4] = 0.1  # ...but 20 dB on the object
@@ -22,12 +23,23 @@ def test_masked_psnr_counts_only_the_masked_pixels():
     np.testing.assert_allclose(result["fruit_mse"][:2], 0.01, rtol=1e-5)
     np.testing.assert_allclose(result["fruit_psnr"][:2], 20.0, rtol=1e-5)
     assert np.isnan(result["fruit_mse"][2]) and np.isnan(result["fruit_psnr"][2])
+    # the rest of the image: an error of 0.5 (6 dB); where no object is in
+    # view, the whole frame, the object's pixels too
+    np.testing.assert_allclose(result["background_mse"][:2], 0.25, rtol=1e-5)
+    np.testing.assert_allclose(result["background_psnr"][:2], 10 * np.log10(4), rtol=1e-5)
+    np.testing.assert_allclose(result["background_mse"][2], (60 * 0.25 + 4 * 0.01) / 64,
+                               rtol=1e-5)
+    everywhere = masked(target[:1], image[:1], np.ones_like(mask[:1]))
+    assert np.isnan(everywhere["background_mse"][0])
     # Soft masks weight each pixel: half weight on an error of 0.5 and full
     # weight on 0.1 gives (0.5 * 0.25 + 0.01) / 1.5.
     soft = mask[:1].copy()
     soft[0, 0, 0] = 0.5
-    np.testing.assert_allclose(masked(target[:1], image[:1], soft)["fruit_mse"],
+    soft_result = masked(target[:1], image[:1], soft)
+    np.testing.assert_allclose(soft_result["fruit_mse"],
                                (0.5 * 0.25 + 4 * 0.01) / 4.5, rtol=1e-5)
+    # ...and the background the other half of that pixel
+    np.testing.assert_allclose(soft_result["background_mse"], 0.25, rtol=1e-5)
 
 
 def test_evaluation_reports_fruit_metrics_for_the_baselines_and_skips_empty_views():
