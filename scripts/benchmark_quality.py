@@ -236,12 +236,12 @@ def main(_):
     columns = ("psnr", "fruit_psnr", "background_psnr", "sharpness", "ssim", "mse")
     print(f"\nafter {finetune_steps} fine-tuning steps, {result['num_scenes']} held-out "
           f"still lifes ({result['seconds'] / 60:.1f} min in all):")
-    print(f"{'':<26}" + "".join(f"{c:>12}" for c in columns))
+    print(f"{'':<26}" + "".join(f"{c:>16}" for c in columns))
     rows = [(name, curve[finetune_steps]) for name, curve in
             ((n, {int(k): v for k, v in c.items()}) for n, c in result["metrics"].items())]
     rows += [(f"baseline: {name}", values) for name, values in baselines.items()]
     for label, values in rows:
-        print(f"{label:<26}" + "".join(f"{values.get(c, float('nan')):>12.4f}"
+        print(f"{label:<26}" + "".join(f"{values.get(c, float('nan')):>16.4f}"
                                        for c in columns))
     for name in ("quality.json", "curves.png", "grid.png"):
         print(f"{name}: {os.path.join(output_dir, name)}")
