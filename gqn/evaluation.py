@@ -224,12 +224,16 @@ def format_table(results):
     columns = ELBO_TERMS + IMAGE_METRICS
     if any("fruit_psnr" in summary for summary in results.values()):
         columns += objective.MASKED_METRICS
-    lines = [f"{'':<24}" + "".join(f"{name:>14}" for name in columns)]
+    widths = [max(18, len(name) + 2) for name in columns]
+    label_width = max([24] + [len(label) + 1 for label in results])
+    lines = [" " * label_width
+             + "".join(f"{name:>{width}}" for name, width in zip(columns, widths))]
     for label, summary in results.items():
         cells = "".join(
-            f"{summary[name]['mean']:>9.4g}±{summary[name]['stderr']:<4.2g}"
-            if name in summary else f"{'-':>14}" for name in columns)
-        lines.append(f"{label:<24}{cells}")
+            (f"{summary[name]['mean']:.4g}±{summary[name]['stderr']:.2g}"
+             if name in summary else "-").rjust(width)
+            for name, width in zip(columns, widths))
+        lines.append(f"{label:<{label_width}}{cells}")
     return "\n".join(lines)
 
 

@@ -58,7 +58,11 @@ def test_evaluation_reports_fruit_metrics_for_the_baselines_and_skips_empty_view
     summary = evaluation.summarise(baselines["context_mean"])
     assert summary["fruit_psnr"]["mean"] > 50  # the context is the target, nearly
     assert np.isfinite(summary["fruit_mse"]["mean"])
-    assert "fruit_psnr" in evaluation.format_table({"mean": summary})
+    table = evaluation.format_table({"baseline: nearest_context": summary, "mean": summary})
+    header, *rows = table.splitlines()
+    # every column named apart and the rows aligned under the header
+    assert {"fruit_psnr", "background_psnr", "background_mse"} <= set(header.split())
+    assert {len(row) for row in rows} == {len(header)}
     del scenes["target_mask"]
     assert "fruit_psnr" not in evaluation.evaluate_baselines(
         scenes, evaluation.ImageMetrics(8))["context_mean"]
